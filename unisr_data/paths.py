@@ -29,6 +29,11 @@ class Paths:
         return self.root / "data" / self.dataset
 
     @property
+    def source_dir(self) -> Path:
+        """The upstream system of record in contract layout (generator/adapter output); ingest copies days from it."""
+        return self.dataset_dir / "source"
+
+    @property
     def landing_dir(self) -> Path:
         return self.dataset_dir / "landing"
 

@@ -1,0 +1,157 @@
+"""A file-based model registry: versions with config, data/code versions and metrics, and one promoted version."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelVersion:
+    """One registered model: where its checkpoint is and everything needed to trace it back."""
+
+    version: str
+    name: str
+    checkpoint: str
+    created_at: str
+    config: dict[str, Any] = field(default_factory=dict)
+    data_version: dict[str, Any] = field(default_factory=dict)
+    code_version: str = "unknown"
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def coldstart_auc(self) -> float | None:
+        value = self.metrics.get("coldstart_auc")
+        return None if value is None else float(value)
+
+
+@dataclass
+class GateDecision:
+    """Whether a candidate replaces the promoted model, and why (shown in the check's metadata)."""
+
+    promote: bool
+    reasons: list[str]
+    candidate_auc: float
+    promoted_auc: float | None
+    best_baseline_auc: float | None
+    tolerance: float
+
+
+def gate_decision(
+    candidate_auc: float, promoted_auc: float | None, best_baseline_auc: float | None, tolerance: float
+) -> GateDecision:
+    """Promote iff cold-start AUC ≥ promoted − tolerance and ≥ the best baseline's."""
+    reasons = []
+    ok = True
+    if promoted_auc is None:
+        reasons.append("no model promoted yet")
+    elif candidate_auc >= promoted_auc - tolerance:
+        reasons.append(f"AUC {candidate_auc:.4f} ≥ promoted {promoted_auc:.4f} − {tolerance}")
+    else:
+        ok = False
+        reasons.append(f"AUC {candidate_auc:.4f} < promoted {promoted_auc:.4f} − {tolerance}")
+    if best_baseline_auc is None:
+        reasons.append("no baseline to compare with")
+    elif candidate_auc >= best_baseline_auc:
+        reasons.append(f"AUC {candidate_auc:.4f} ≥ best baseline {best_baseline_auc:.4f}")
+    else:
+        ok = False
+        reasons.append(f"AUC {candidate_auc:.4f} < best baseline {best_baseline_auc:.4f}")
+    return GateDecision(ok, reasons, candidate_auc, promoted_auc, best_baseline_auc, tolerance)
+
+
+def _atomic_write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelRegistry:
+    """Versions under `root/versions/<version>/`, the promoted pointer and its history in `root/promoted.json`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _card_path(self, version: str) -> Path:
+        return self.root / "versions" / version / "card.json"
+
+    def register(
+        self,
+        checkpoint: Path,
+        *,
+        name: str,
+        config: dict[str, Any] | None = None,
+        data_version: dict[str, Any] | None = None,
+        code_version: str = "unknown",
+        metrics: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Copy a checkpoint into the registry as a new immutable version."""
+        checkpoint = Path(checkpoint)
+        if not checkpoint.exists():
+            raise FileNotFoundError(f"checkpoint to register not found: {checkpoint}")
+        now = datetime.now(timezone.utc)
+        version = f"{name}-{now:%Y%m%dT%H%M%S%f}-{file_digest(checkpoint)[:8]}"
+        target_dir = self.root / "versions" / version
+        target_dir.mkdir(parents=True, exist_ok=False)
+        target = target_dir / checkpoint.name
+        shutil.copy2(checkpoint, target)
+        entry = ModelVersion(
+            version=version,
+            name=name,
+            checkpoint=str(target),
+            created_at=now.isoformat(),
+            config=config or {},
+            data_version=data_version or {},
+            code_version=code_version,
+            metrics=metrics or {},
+        )
+        _atomic_write_json(self._card_path(version), asdict(entry))
+        return entry
+
+    def get(self, version: str) -> ModelVersion:
+        path = self._card_path(version)
+        if not path.exists():
+            raise KeyError(f"model version {version!r} is not in the registry at {self.root}")
+        return ModelVersion(**json.loads(path.read_text()))
+
+    def versions(self) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        cards = sorted((self.root / "versions").glob("*/card.json"))
+        entries = [ModelVersion(**json.loads(p.read_text())) for p in cards]
+        return sorted(entries, key=lambda v: v.created_at)
+
+    def _promoted_state(self) -> dict[str, Any]:
+        path = self.root / "promoted.json"
+        return json.loads(path.read_text()) if path.exists() else {"version": None, "history": []}
+
+    def promoted(self) -> ModelVersion | None:
+        """The version online ranking serves, or None before the first promotion."""
+        version = self._promoted_state()["version"]
+        return self.get(version) if version else None
+
+    def promote(self, version: str, reasons: list[str]) -> None:
+        """Point online ranking at `version`, keeping the history of promotions."""
+        self.get(version)  # must exist
+        state = self._promoted_state()
+        state["history"].append(
+            {"version": version, "previous": state["version"], "at": datetime.now(timezone.utc).isoformat(), "reasons": reasons}
+        )
+        state["version"] = version
+        _atomic_write_json(self.root / "promoted.json", state)

@@ -1,0 +1,84 @@
+"""Warehouse: the dbt-duckdb project as Dagster assets (dbt tests become asset checks), and the mart exports."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.resources import UnisrSettings
+from unisr_data.paths import REPO_ROOT
+
+GROUP = "warehouse"
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def ensure_manifest() -> None:
+    """Parse the dbt project once if its manifest is missing: dagster-dbt needs it to build the asset graph."""
+    if dbt_project.manifest_path.exists():
+        return
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(
+        ["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"]
+    )
+    if not result.success:
+        raise RuntimeError(f"`dbt parse` failed in {DBT_PROJECT_DIR}: {result.exception}")
+
+
+ensure_manifest()
+
+
+class UnisrDbtTranslator(DagsterDbtTranslator):
+    """dbt models land in the `warehouse` group; the `raw` source maps to the ingest stage's `raw/<table>` assets."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return GROUP
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey(["raw", dbt_resource_props["name"]])
+        return AssetKey(dbt_resource_props["name"])
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=UnisrDbtTranslator())
+def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settings: UnisrSettings):
+    """`dbt build`: staging and marts in DuckDB, with their YAML and row-conservation tests."""
+    from unisr_data.warehouse import dbt_vars
+
+    paths = settings.paths
+    paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    # The dbt subprocess reads the warehouse file from the environment (profiles.yml).
+    os.environ["UNISR_WAREHOUSE"] = str(paths.warehouse)
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(paths))], context=context).stream()
+
+
+def mart_keys() -> list[AssetKey]:
+    from unisr_data.warehouse import MARTS
+
+    return [AssetKey(name) for name in MARTS]
+
+
+@asset(
+    group_name=GROUP,
+    deps=mart_keys(),
+    description="The dbt marts exported to parquet: the files Feast's sources and the embedding stage read.",
+)
+def mart_exports(context: AssetExecutionContext, settings: UnisrSettings) -> MaterializeResult:
+    from unisr_data.warehouse import export_marts
+
+    paths = settings.paths
+    counts = export_marts(paths)
+    context.log.info(f"exported marts: {counts}")
+    return MaterializeResult(
+        metadata={
+            "path": MetadataValue.path(str(paths.marts_dir)),
+            "dagster/row_count": int(sum(counts.values())),
+            **{f"rows_{name}": int(n) for name, n in counts.items()},
+        }
+    )

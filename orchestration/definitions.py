@@ -1,0 +1,31 @@
+"""The one Dagster `Definitions` of unisr."""
+from __future__ import annotations
+
+from dagster import Definitions, load_assets_from_modules
+from dagster_dbt import DbtCliResource
+
+from orchestration.assets import embeddings, features, ingest, warehouse
+from orchestration.checks.ingest import raw_checks
+from orchestration.checks.warehouse import mart_checks
+from orchestration.jobs import pipeline_job, source_job
+from orchestration.resources import (
+    FeastResource,
+    TextEncoderResource,
+    TrainerResource,
+    UnisrSettings,
+    WarehouseResource,
+)
+
+defs = Definitions(
+    assets=load_assets_from_modules([ingest, warehouse, embeddings, features]),
+    asset_checks=[*raw_checks, *mart_checks()],
+    jobs=[source_job, pipeline_job],
+    resources={
+        "settings": UnisrSettings(),
+        "warehouse": WarehouseResource(),
+        "dbt": DbtCliResource(project_dir=warehouse.dbt_project),
+        "feast": FeastResource(),
+        "text_encoder": TextEncoderResource(),
+        "trainer": TrainerResource(),
+    },
+)

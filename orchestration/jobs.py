@@ -1,0 +1,17 @@
+"""Jobs are asset selections: the full pipeline for a range of days, and the slower ablation study."""
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job
+
+from orchestration.assets.ingest import impression_days, source_data
+
+#: Everything downstream of the source, for the partition's day(s): the daily retrain and backfills.
+pipeline_job = define_asset_job(
+    "pipeline",
+    selection=AssetSelection.all() - AssetSelection.assets(source_data) - AssetSelection.groups("ablations"),
+    partitions_def=impression_days,
+    description="Ingest the partition's day(s), rebuild dbt, features and embeddings, train, evaluate and promote.",
+)
+
+#: Writes (or refreshes) the system of record and registers its days as partitions.
+source_job = define_asset_job("source", selection=AssetSelection.assets(source_data))

@@ -1,0 +1,86 @@
+"""Dagster resources: where data lives, the Feast store, the text encoder and the trainer settings."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from dagster import ConfigurableResource
+
+from unisr_data.paths import Paths, default_var_dir
+
+Dataset = Literal["synthetic", "movielens", "mind"]
+
+
+class UnisrSettings(ConfigurableResource):
+    """Which dataset the pipeline runs on and where it keeps its files (the one source of storage paths)."""
+
+    dataset: Dataset = "synthetic"
+    #: Source folder for real datasets (MovieLens or MIND layout); ignored for synthetic.
+    source_path: Optional[str] = None
+    #: Root of all pipeline files; default `$UNISR_VAR_DIR` or `<repo>/var`.
+    var_dir: Optional[str] = None
+    #: Share of quarantined rows in any raw table above which the blocking check fails.
+    max_quarantine_share: float = 0.05
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(Path(self.var_dir) if self.var_dir else default_var_dir(), self.dataset)
+
+
+class WarehouseResource(ConfigurableResource):
+    """The embedded DuckDB warehouse dbt builds into (one file per dataset, from `UnisrSettings.paths`)."""
+
+    threads: int = 2
+    memory_limit: str = "4GB"
+
+    def connect(self, paths: Paths, read_only: bool = True):
+        import duckdb
+
+        if not paths.warehouse.exists():
+            raise FileNotFoundError(f"warehouse {paths.warehouse} does not exist yet: materialize the dbt assets first")
+        return duckdb.connect(
+            str(paths.warehouse),
+            read_only=read_only,
+            config={"threads": self.threads, "memory_limit": self.memory_limit},
+        )
+
+
+class FeastResource(ConfigurableResource):
+    """The Feast feature store of the current dataset: SQLite online store by default, Redis by switch."""
+
+    online: Literal["sqlite", "redis"] = "sqlite"
+    #: `host:port[,db=N][,password=…]` when `online == "redis"`.
+    redis_connection: Optional[str] = None
+
+    def store(self, paths: Paths):
+        from features.store import feature_store
+
+        return feature_store(paths, online=self.online, redis_connection=self.redis_connection)
+
+
+class TextEncoderResource(ConfigurableResource):
+    """The frozen language model that embeds item and query texts (MiniLM-L6 from a local package by default)."""
+
+    model: Optional[str] = None
+    pooling: Literal["mean", "cls", "last-token"] = "mean"
+    max_length: int = 128
+    batch_size: int = 256
+    device: str = "auto"
+
+    def encoder(self):
+        from embeddings.encoder import TextEncoder
+
+        return TextEncoder(
+            self.model, pooling=self.pooling, max_length=self.max_length, batch_size=self.batch_size, device=self.device
+        )
+
+
+class TrainerResource(ConfigurableResource):
+    """How training runs: device, multi-GPU launch with torchrun, and the default budget."""
+
+    device: str = "auto"
+    #: >1 launches `torchrun --nproc_per_node N` (DDP) instead of training in-process.
+    nproc_per_node: int = 1
+    epochs: int = 3
+    batch_size: int = 2048
+    num_threads: int = 0
