@@ -1,0 +1,1 @@
+"""Evaluation reports: plots and a self-contained HTML/Markdown report. No Dagster."""

@@ -1,0 +1,74 @@
+"""PNG plots for the evaluation report and Dagster materialization metadata."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def auc_by_model_and_domain(results: pd.DataFrame, path: Path, metric: str = "auc") -> Path:
+    """Grouped bars: `metric` per domain (x) for each model (bars). `results` has columns model, domain, metric."""
+    table = results.pivot_table(index="domain", columns="model", values=metric, aggfunc="first")
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(table.index) * max(1, len(table.columns)) / 3), 4))
+    width = 0.8 / max(1, len(table.columns))
+    x = np.arange(len(table.index))
+    for i, model in enumerate(table.columns):
+        ax.bar(x + i * width - 0.4 + width / 2, table[model].to_numpy(), width, label=model)
+    lo = np.nanmin(table.to_numpy()) if table.size else 0.5
+    ax.set_ylim(max(0.0, min(0.5, lo - 0.02)), 1.0)
+    ax.set_xticks(x, table.index, rotation=20, ha="right")
+    ax.set_ylabel(metric.upper())
+    ax.set_title(f"{metric.upper()} by model and domain")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def gating_weights_by_domain(weights: pd.DataFrame, path: Path) -> Path:
+    """Stacked bars of mean aspect-gating weights (columns = aspects) per domain (index)."""
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(weights.index)), 3.6))
+    bottom = np.zeros(len(weights.index))
+    for aspect in weights.columns:
+        values = weights[aspect].to_numpy(dtype=float)
+        ax.bar(weights.index.astype(str), values, bottom=bottom, label=aspect)
+        bottom += values
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean gate weight")
+    ax.set_title("Aspect gating weights by domain")
+    ax.legend(fontsize=8)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    return _save(fig, path)
+
+
+def training_curves(curves: dict[str, list[dict]], path: Path) -> Path:
+    """Per-epoch training loss and validation AUC for each model (`curves[model] = [{epoch, loss, valid_auc}]`)."""
+    fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for model, epochs in curves.items():
+        if not epochs:
+            continue
+        frame = pd.DataFrame(epochs)
+        x = frame["epoch"] if "epoch" in frame else np.arange(1, len(frame) + 1)
+        if "loss" in frame:
+            ax_loss.plot(x, frame["loss"], marker="o", label=model)
+        if "valid_auc" in frame:
+            ax_auc.plot(x, frame["valid_auc"], marker="o", label=model)
+    ax_loss.set_title("training loss")
+    ax_auc.set_title("validation AUC")
+    for ax in (ax_loss, ax_auc):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    ax_auc.legend(fontsize=8)
+    return _save(fig, path)
