@@ -125,6 +125,13 @@ class ModelRegistry:
         _atomic_write_json(self._card_path(version), asdict(entry))
         return entry
 
+    def update_metrics(self, version: str, metrics: dict[str, Any]) -> ModelVersion:
+        """Add evaluation metrics to a version's card (the checkpoint itself never changes)."""
+        entry = self.get(version)
+        entry.metrics.update(metrics)
+        _atomic_write_json(self._card_path(version), asdict(entry))
+        return entry
+
     def get(self, version: str) -> ModelVersion:
         path = self._card_path(version)
         if not path.exists():

@@ -21,6 +21,8 @@ class UnisrSettings(ConfigurableResource):
     var_dir: Optional[str] = None
     #: Share of quarantined rows in any raw table above which the blocking check fails.
     max_quarantine_share: float = 0.05
+    #: How much lower than the promoted model's cold-start AUC a candidate may score and still be promoted.
+    promotion_tolerance: float = 0.005
 
     @property
     def paths(self) -> Paths:

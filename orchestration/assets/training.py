@@ -1,0 +1,154 @@
+"""Training: pretrain the S&R foundation model on all pretrain domains, fine-tune it for the cold-start domain,
+and train the multi-domain baselines on the same data; every model version goes to the registry."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+
+from orchestration.assets.features import training_sets
+from orchestration.lineage import code_version, data_version
+from orchestration.resources import TrainerResource, UnisrSettings
+from models.model_registry import ModelRegistry
+
+GROUP = "training"
+BASELINES = ("shared_bottom", "mmoe", "ple", "star")
+
+
+class ModelConfig(Config):
+    """The S&R foundation model's switches (the ablation study varies them)."""
+
+    gating: str = "domain"  # mean | cls | domain
+    divergence: str = "js"  # js | mmd | none
+    use_text: bool = True
+    epochs: int = 0  # 0 = the trainer resource's default
+
+
+class FinetuneConfig(Config):
+    """Cold-start fine-tuning: which levels stay frozen (L0 | L0+L1 | none) and for how long."""
+
+    freeze: str = "L0"
+    epochs: int = 0
+
+
+def run_dir(context: AssetExecutionContext, settings: UnisrSettings, name: str) -> Path:
+    """A fresh folder per run and model, so a failed run never overwrites earlier checkpoints."""
+    return settings.paths.models_dir / "runs" / context.run_id / name
+
+
+def latest_checkpoint(context: AssetExecutionContext, key: AssetKey) -> Path:
+    """The checkpoint recorded by the latest materialization of `key` (lineage through Dagster's event log)."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        raise RuntimeError(f"{key.to_user_string()} has never been materialized: materialize it first")
+    path = Path(event.asset_materialization.metadata["checkpoint"].value)
+    if not path.exists():
+        raise FileNotFoundError(f"{key.to_user_string()}'s checkpoint {path} is gone: re-materialize it")
+    return path
+
+
+def metrics_metadata(metrics: dict, prefix: str = "") -> dict:
+    """Flat float metadata for every scalar metric (Dagster plots these across materializations)."""
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _srf_kwargs(config: ModelConfig) -> dict:
+    return {"gating": config.gating, "divergence": config.divergence, "use_text": config.use_text}
+
+
+@asset(group_name=GROUP, deps=[training_sets], description="The S&R foundation model pretrained on all pretrain domains.")
+def pretrained_model(
+    context: AssetExecutionContext, config: ModelConfig, settings: UnisrSettings, trainer: TrainerResource
+) -> MaterializeResult:
+    paths = settings.paths
+    out = run_dir(context, settings, "pretrained_srf")
+    result = trainer.train(context.log, paths.training_dir / "pretrain", out, "srf", _srf_kwargs(config), config.epochs)
+    return MaterializeResult(
+        metadata={
+            "checkpoint": MetadataValue.path(str(result["checkpoint"])),
+            "model_config": MetadataValue.json(_srf_kwargs(config)),
+            **metrics_metadata(result["metrics"], "valid_"),
+            "samples_per_s": float(result["metrics"].get("samples_per_s", 0.0)),
+        }
+    )
+
+
+@asset(
+    group_name=GROUP,
+    deps=[pretrained_model],
+    description="The pretrained model fine-tuned on the cold-start domain with the configured levels frozen; registered.",
+)
+def coldstart_model(
+    context: AssetExecutionContext, config: FinetuneConfig, settings: UnisrSettings, trainer: TrainerResource
+) -> MaterializeResult:
+    paths = settings.paths
+    pretrained = latest_checkpoint(context, pretrained_model.key)
+    out = run_dir(context, settings, "coldstart_srf")
+    result = trainer.finetune(context.log, paths.training_dir / "coldstart", pretrained, out, config.freeze, config.epochs)
+    registry = ModelRegistry(paths.models_dir / "registry")
+    version = registry.register(
+        result["checkpoint"],
+        name="srf",
+        config={"freeze": config.freeze, "pretrained": str(pretrained)},
+        data_version=data_version(paths),
+        code_version=code_version(),
+        metrics={"coldstart_valid_auc": result["metrics"].get("auc")},
+    )
+    return MaterializeResult(
+        metadata={
+            "checkpoint": MetadataValue.path(version.checkpoint),
+            "version": version.version,
+            "freeze": config.freeze,
+            "pretrained_from": MetadataValue.path(str(pretrained)),
+            **metrics_metadata(result["metrics"], "valid_"),
+        }
+    )
+
+
+def _baseline_asset(name: str):
+    @asset(
+        name=f"baseline_{name}",
+        group_name=GROUP,
+        deps=[training_sets],
+        description=f"Baseline {name}: pretrained on the pretrain domains, fine-tuned on the cold-start domain.",
+    )
+    def baseline(
+        context: AssetExecutionContext, config: FinetuneConfig, settings: UnisrSettings, trainer: TrainerResource
+    ) -> MaterializeResult:
+        paths = settings.paths
+        pre = trainer.train(
+            context.log, paths.training_dir / "pretrain", run_dir(context, settings, f"pretrained_{name}"), name, {}, 0
+        )
+        fine = trainer.finetune(
+            context.log, paths.training_dir / "coldstart", pre["checkpoint"],
+            run_dir(context, settings, f"coldstart_{name}"), config.freeze, config.epochs,
+        )
+        return MaterializeResult(
+            metadata={
+                "checkpoint": MetadataValue.path(str(fine["checkpoint"])),
+                "pretrained_checkpoint": MetadataValue.path(str(pre["checkpoint"])),
+                **metrics_metadata(fine["metrics"], "valid_"),
+            }
+        )
+
+    return baseline
+
+
+@asset(
+    group_name=GROUP,
+    deps=[training_sets],
+    description="Single-domain DNN trained from scratch on the cold-start data only (the no-transfer reference).",
+)
+def baseline_scratch_dnn(
+    context: AssetExecutionContext, settings: UnisrSettings, trainer: TrainerResource
+) -> MaterializeResult:
+    paths = settings.paths
+    result = trainer.train(context.log, paths.training_dir / "coldstart", run_dir(context, settings, "scratch_dnn"), "dnn", {}, 0)
+    return MaterializeResult(
+        metadata={"checkpoint": MetadataValue.path(str(result["checkpoint"])), **metrics_metadata(result["metrics"], "valid_")}
+    )
+
+
+baseline_assets = [_baseline_asset(name) for name in BASELINES]
+BASELINE_KEYS = [a.key for a in baseline_assets] + [baseline_scratch_dnn.key]
+
