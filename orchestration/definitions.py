@@ -4,10 +4,10 @@ from __future__ import annotations
 from dagster import Definitions, load_assets_from_modules
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import embeddings, features, ingest, warehouse
+from orchestration.assets import ablations, embeddings, evaluation, features, ingest, training, warehouse
 from orchestration.checks.ingest import raw_checks
 from orchestration.checks.warehouse import mart_checks
-from orchestration.jobs import pipeline_job, source_job
+from orchestration.jobs import ablations_job, pipeline_job, source_job
 from orchestration.resources import (
     FeastResource,
     TextEncoderResource,
@@ -15,11 +15,13 @@ from orchestration.resources import (
     UnisrSettings,
     WarehouseResource,
 )
+from orchestration.schedules import daily_retrain
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingest, warehouse, embeddings, features]),
-    asset_checks=[*raw_checks, *mart_checks()],
-    jobs=[source_job, pipeline_job],
+    assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations]),
+    asset_checks=[*raw_checks, *mart_checks(), evaluation.promotion_gate],
+    jobs=[source_job, pipeline_job, ablations_job],
+    schedules=[daily_retrain],
     resources={
         "settings": UnisrSettings(),
         "warehouse": WarehouseResource(),

@@ -15,3 +15,6 @@ pipeline_job = define_asset_job(
 
 #: Writes (or refreshes) the system of record and registers its days as partitions.
 source_job = define_asset_job("source", selection=AssetSelection.assets(source_data))
+
+#: The ablation study: trains about a dozen SRF variants, so it is kept out of the default run.
+ablations_job = define_asset_job("ablations", selection=AssetSelection.groups("ablations"))

@@ -86,3 +86,15 @@ class TrainerResource(ConfigurableResource):
     epochs: int = 3
     batch_size: int = 2048
     num_threads: int = 0
+
+    def train(self, log, data_dir: Path, out_dir: Path, model: str, model_kwargs: dict, epochs: int = 0) -> dict:
+        """Train `model` on a training folder; returns {"checkpoint": Path, "metrics": dict}."""
+        from orchestration.training_launch import run_training
+
+        return run_training(self, log, "train", data_dir, out_dir, model=model, model_kwargs=model_kwargs, epochs=epochs)
+
+    def finetune(self, log, data_dir: Path, pretrained: Path, out_dir: Path, freeze: str, epochs: int = 0) -> dict:
+        """Fine-tune a pretrained checkpoint for the cold-start domain; returns {"checkpoint", "metrics"}."""
+        from orchestration.training_launch import run_training
+
+        return run_training(self, log, "finetune", data_dir, out_dir, pretrained=pretrained, freeze=freeze, epochs=epochs)
