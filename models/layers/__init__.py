@@ -1,0 +1,1 @@
+"""Reusable layers shared by the S&R foundation model and the baselines."""

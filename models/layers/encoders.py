@@ -1,0 +1,116 @@
+"""Aspect encoders (ID, sparse, text), each mapping a batch to one vector h_a [B, H] per row."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.layers.mlp import MLP
+from models.spec import FeatureSpec
+
+ASPECTS = ("id", "sparse", "text")
+
+
+class IdEncoder(nn.Module):
+    """User, item and query id embeddings -> MLP: batch -> [B, hidden]; index 0 is the shared OOV/no-query row."""
+
+    def __init__(self, spec: FeatureSpec, hidden: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.user = nn.Embedding(spec.n_users, emb_dim)
+        self.item = nn.Embedding(spec.n_items, emb_dim)
+        self.query = nn.Embedding(spec.n_queries, emb_dim)
+        for emb in (self.user, self.item, self.query):
+            nn.init.normal_(emb.weight, std=0.05)  # small: N(0,1) rows would dominate the other aspects at init
+        self.mlp = MLP(3 * emb_dim, [hidden], hidden, dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = torch.cat([self.user(batch["user"]), self.item(batch["item"]), self.query(batch["query"])], dim=-1)
+        return self.mlp(x)
+
+
+class SparseEncoder(nn.Module):
+    """Categorical + numeric field embeddings, mean over present fields -> MLP: batch -> [B, hidden].
+
+    A numeric field f embeds as `num_f * v_f + u_f`; fields with num_mask 0 are left out of the mean (not
+    zero-imputed), so a domain that lacks a field is encoded exactly as if the field did not exist.
+    Categorical index 0 (unseen/missing) has its own learned row, as the FeatureSpec defines it.
+    """
+
+    def __init__(self, spec: FeatureSpec, hidden: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        cards = list(spec.cat_cardinalities)
+        self.n_cat, self.n_num = len(cards), spec.n_num
+        # One table with per-field offsets: a single lookup for all categorical fields. Parts a spec lacks
+        # (no categorical / no numeric fields) are not built, so no parameter sits unused (DDP-safe).
+        self.cat = nn.Embedding(sum(cards), emb_dim) if cards else None
+        if self.cat is not None:
+            nn.init.normal_(self.cat.weight, std=0.05)
+        offsets = torch.tensor([0] + cards[:-1], dtype=torch.long).cumsum(0)
+        self.register_buffer("cat_offsets", offsets[: len(cards)], persistent=False)
+        if self.n_num:
+            self.num_scale = nn.Parameter(torch.randn(self.n_num, emb_dim) * 0.05)
+            self.num_bias = nn.Parameter(torch.randn(self.n_num, emb_dim) * 0.05)
+        self.emb_dim = emb_dim
+        self.mlp = MLP(emb_dim, [hidden], hidden, dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ref = self.mlp[0].weight
+        B = batch["domain"].shape[0]
+        total = ref.new_zeros(B, self.emb_dim)
+        count = ref.new_zeros(B, 1)
+        if self.n_cat:
+            total = total + self.cat(batch["cat"] + self.cat_offsets).sum(1)
+            count = count + self.n_cat
+        if self.n_num:
+            mask = batch["num_mask"].to(ref.dtype).unsqueeze(-1)                    # [B, F, 1]
+            field = batch["num"].to(ref.dtype).unsqueeze(-1) * self.num_scale + self.num_bias
+            total = total + (field * mask).sum(1)
+            count = count + mask.sum(1)
+        # Rows with no present field at all get a zero mean; the MLP bias still gives them a learned vector.
+        return self.mlp(total / count.clamp_min(1.0))
+
+
+class TextEncoder(nn.Module):
+    """Frozen text vectors -> `MLP([t_q; t_i; t_q * t_i])`: batch -> [B, hidden]; learned vectors replace absent text."""
+
+    def __init__(self, spec: FeatureSpec, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        d = spec.text_dim
+        # Learned "no query" (rec domains) / "no item text" vectors instead of zeros, so absence is a signal
+        # of its own rather than a point the projection confuses with a short text.
+        self.no_query = nn.Parameter(torch.randn(d) * 0.05)
+        self.no_item_text = nn.Parameter(torch.randn(d) * 0.05)
+        self.mlp = MLP(3 * d, [hidden], hidden, dropout)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        dtype = self.no_query.dtype
+        hq = batch["has_query"].to(dtype).unsqueeze(-1)
+        hi = batch["has_item_text"].to(dtype).unsqueeze(-1)
+        tq = hq * batch["query_emb"].to(dtype) + (1 - hq) * self.no_query
+        ti = hi * batch["item_emb"].to(dtype) + (1 - hi) * self.no_item_text
+        return self.mlp(torch.cat([tq, ti, tq * ti], dim=-1))
+
+
+class InputEncoder(nn.Module):
+    """The shared input encoding of every model: batch -> aspects [B, A, hidden] in `aspect_names` order."""
+
+    def __init__(self, spec: FeatureSpec, hidden: int = 64, emb_dim: int | None = None, use_id: bool = True,
+                 use_sparse: bool = True, use_text: bool = True, dropout: float = 0.0):
+        super().__init__()
+        emb_dim = emb_dim or hidden
+        # An aspect the spec has no inputs for (no sparse fields, no text) is dropped like a switched-off one.
+        has_sparse = bool(spec.cat_cardinalities) or spec.n_num > 0
+        use = {"id": use_id, "sparse": use_sparse and has_sparse, "text": use_text and spec.text_dim > 0}
+        if not any(use.values()):
+            raise ValueError("InputEncoder: every aspect is switched off (use_id/use_sparse/use_text); keep at least one")
+        build = {
+            "id": lambda: IdEncoder(spec, hidden, emb_dim, dropout),
+            "sparse": lambda: SparseEncoder(spec, hidden, emb_dim, dropout),
+            "text": lambda: TextEncoder(spec, hidden, dropout),
+        }
+        # Switched-off aspects are not built at all: no unused parameters, and they vanish from the fusion.
+        self.aspects = nn.ModuleDict({a: build[a]() for a in ASPECTS if use[a]})
+        self.aspect_names: tuple[str, ...] = tuple(self.aspects.keys())
+        self.hidden = hidden
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack([enc(batch) for enc in self.aspects.values()], dim=1)
