@@ -1,0 +1,180 @@
+"""The story of the feature store: apply → point-in-time historical features → materialize → online reads →
+training folder. Tiny data from tests/feature_fixture.py, whose feature values are known per (entity, day)."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from feature_fixture import COLD_USER, DAY0, write_feature_fixture
+from features.definitions import RANKING_SERVICE, TRAINING_SERVICE, feature_columns
+from features.online import OnlineFeatureReader
+from features.store import apply, feature_store, materialize
+from features.training_set import build_training_folder
+from unisr_data.paths import Paths
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory):
+    return write_feature_fixture(Paths(tmp_path_factory.mktemp("var"), "fx"), n_days=5)
+
+
+@pytest.fixture(scope="module")
+def store(fx):
+    store = feature_store(fx.paths)
+    apply(store, fx.paths)
+    return store
+
+
+@pytest.fixture(scope="module")
+def materialized(store, fx):
+    return materialize(store, end=fx.end)
+
+
+def test_apply_registers_views_and_services(store, fx):
+    views = {v.name for v in store.list_feature_views()}
+    assert views == {"user_features", "item_features", "query_features", "item_text_embedding", "query_text_embedding"}
+    assert {s.name for s in store.list_feature_services()} == {TRAINING_SERVICE, RANKING_SERVICE}
+    assert (fx.paths.feast_dir / "registry.db").exists()
+
+
+def test_apply_names_missing_marts(tmp_path):
+    paths = Paths(tmp_path, "empty")
+    with pytest.raises(FileNotFoundError, match="item_features.parquet"):
+        apply(feature_store(paths), paths)
+
+
+def test_historical_features_are_point_in_time(store):
+    day = lambda d, h=0: DAY0 + timedelta(days=d, hours=h)  # noqa: E731
+    entity_df = pd.DataFrame(
+        {
+            "item_id": ["i:0", "i:0", "i:3", "i:3", "i:1"],
+            "user_id": ["u:2", "u:2", COLD_USER, "u:1", "u:1"],
+            "event_timestamp": [day(3, 12), day(3), day(2, 12), day(3, 1), day(4 + 31)],
+        }
+    )
+    out = store.get_historical_features(
+        entity_df=entity_df, features=["item_features:item_impr_7d", "user_features:user_impr_7d"]
+    ).to_df()
+    out = entity_df.merge(out, on=["item_id", "user_id", "event_timestamp"])
+    got = [None if pd.isna(v) else int(v) for v in out["item_impr_7d"]]
+    # day 3 12:00 → day-3 row (not day 4's); exactly day 3 00:00 → the day-3 row; i:3 goes live on day 3 so
+    # on day 2 it has nothing; 31 days after the last row the 30-day TTL has expired
+    assert got == [300, 300, None, 303, None]
+    users = [None if pd.isna(v) else int(v) for v in out["user_impr_7d"]]
+    assert users == [3002, 3002, None, 3001, None]
+
+
+def test_materialize_writes_latest_row_per_entity(store, fx, materialized):
+    assert materialized["user_features"] == len(fx.users)
+    assert materialized["item_features"] == len(fx.items)
+    assert materialized["item_text_embedding"] == len(fx.item_emb)
+    online = store.get_online_features(
+        features=["item_features:item_impr_7d"], entity_rows=[{"item_id": "i:2"}, {"item_id": "i:404"}]
+    ).to_dict()
+    last_day = fx.n_days - 1
+    assert online["item_impr_7d"] == [100 * last_day + 2, None]
+
+
+def test_online_reader_known_and_unknown_entities(store, fx, materialized):
+    reader = OnlineFeatureReader(store)
+    assert reader.emb_dim == fx.emb_dim
+    items = ["i:1", "i:404", "i:0"]
+    got = reader.read("u:1", items, query_id="q:2")
+    last = fx.n_days - 1
+    assert got.known_user and got.known_query and got.has_query_text
+    assert got.known_items.tolist() == [True, False, True]
+    assert got.has_item_text.tolist() == [True, False, False]  # i:0 is a text-less item
+    assert got.frame["num_item_impr_7d"].iloc[0] == 100 * last + 1
+    assert math.isnan(got.frame["num_item_impr_7d"].iloc[1])
+    assert got.frame["cat_item_category"].tolist() == ["cat1", None, "cat0"]
+    assert got.frame["num_user_impr_7d"].tolist() == [1000 * last + 1] * 3
+    assert got.frame["num_query_impr_7d"].tolist() == [10 * last + 2] * 3
+    assert got.frame["num_item_has_text"].tolist()[::2] == [1.0, 0.0]
+    np.testing.assert_array_equal(got.item_emb[0], fx.item_emb["i:1"])
+    assert not got.item_emb[1:].any()
+    np.testing.assert_array_equal(got.query_emb, np.tile(fx.query_emb["q:2"], (3, 1)))
+    assert set(feature_columns().values()) <= set(got.frame.columns)
+
+    cold = reader.read("u:nobody", ["i:404"], query_id=None)
+    assert not cold.known_user and not cold.known_query and not cold.known_items.any()
+    assert cold.frame["cat_user_gender"].tolist() == [None]
+    assert cold.query_emb.shape == (1, fx.emb_dim) and not cold.query_emb.any()
+
+
+def test_online_reader_agrees_with_feast_sdk(store, fx, materialized):
+    reader = OnlineFeatureReader(store)
+    items = fx.items + ["i:404"]
+    sdk = store.get_online_features(
+        features=["item_features:item_ctr_7d", "item_features:item_subcategory", "item_text_embedding:item_text_emb"],
+        entity_rows=[{"item_id": i} for i in items],
+    ).to_dict()
+    got = reader.read("u:0", items)
+    np.testing.assert_array_equal(got.frame["num_item_ctr_7d"].to_numpy(),
+                                  np.array([np.nan if v is None else v for v in sdk["item_ctr_7d"]]))
+    assert got.frame["cat_item_subcategory"].tolist() == sdk["item_subcategory"]
+    for row, vector in enumerate(sdk["item_text_emb"]):
+        expected = np.zeros(fx.emb_dim, np.float32) if vector is None else np.asarray(vector, np.float32)
+        np.testing.assert_array_equal(got.item_emb[row], expected)
+
+
+def test_training_folder_has_contract_columns_and_all_rows(store, fx, tmp_path):
+    rows = build_training_folder(store, fx.paths, "coldstart", tmp_path / "coldstart")
+    assert rows == {s: fx.sample_rows[f"coldstart_{s}"] for s in ("train", "valid", "test")}
+    rows = build_training_folder(store, fx.paths, "pretrain", tmp_path / "pretrain")
+    assert sum(rows.values()) == fx.sample_rows["pretrain"] and set(rows) == {"train", "valid"}
+
+    folder = tmp_path / "pretrain"
+    schema = pq.read_schema(folder / "train.parquet")
+    for column in ("domain_id", "user_id", "item_id", "query_id", "request_id", "label", "event_timestamp",
+                   "is_new_item"):
+        assert column in schema.names
+    cats = [n for n in schema.names if n.startswith("cat_")]
+    nums = [n for n in schema.names if n.startswith("num_")]
+    assert len(cats) == 5 and len(nums) == 11
+    assert all(str(schema.field(n).type) == "string" for n in cats)
+    assert all(str(schema.field(n).type) == "double" for n in nums)
+
+    train = pd.read_parquet(folder / "train.parquet")
+    # point in time, row by row: an item's impressions on day d come from its day-d row (if live by then)
+    day = (train["event_timestamp"] - pd.Timestamp(DAY0)).dt.days
+    k = train["item_id"].str[2:].astype(int)
+    live = day >= k % fx.n_days
+    assert (train.loc[live, "num_item_impr_7d"] == 100 * day[live] + k[live]).all()
+    assert train.loc[~live, "num_item_impr_7d"].isna().all()
+    assert train.loc[train["user_id"] == COLD_USER, "cat_user_gender"].isna().all()
+    assert train.loc[train["query_id"].isna(), "num_query_ctr_7d"].isna().all()
+    search = train["query_id"].notna()
+    q = train.loc[search, "query_id"].str[2:].astype(int)
+    assert (train.loc[search, "num_query_impr_7d"] == 10 * day[search] + q).all()
+
+    emb = pd.read_parquet(folder / "item_text_emb.parquet")
+    assert list(emb.columns) == ["item_id", "embedding"] and len(emb) == len(fx.item_emb)
+    np.testing.assert_array_equal(np.stack(emb.set_index("item_id").loc["i:1", "embedding"]), fx.item_emb["i:1"])
+    assert list(pd.read_parquet(folder / "query_text_emb.parquet").columns) == ["query_id", "embedding"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["emb_dim"] == fx.emb_dim
+    assert [d["domain_id"] for d in meta["domains"]] == [0, 1, 2]
+    assert {"name", "task", "role"} <= set(meta["domains"][0])
+
+
+def test_online_reader_handles_an_empty_candidate_list(store, materialized):
+    got = OnlineFeatureReader(store).read("u:1", [], query_id="q:0")
+    assert len(got.frame) == 0 and got.item_emb.shape[0] == 0 and got.known_user
+
+
+def test_training_folder_keeps_types_for_rec_only_and_empty_splits(store, fx, tmp_path):
+    # the cold-start domain is rec-only (query_id all null); "test" here selects no rows of the train mart
+    rows = build_training_folder(store, fx.paths, "coldstart", tmp_path,
+                                 splits={"train": "samples_coldstart_train", "test": "samples_coldstart_train"})
+    assert rows == {"train": fx.sample_rows["coldstart_train"], "test": 0}
+    for split in ("train", "test"):
+        schema = pq.read_schema(tmp_path / f"{split}.parquet")
+        assert str(schema.field("query_id").type) == "string"
+        assert str(schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
+    assert pd.read_parquet(tmp_path / "train.parquet")["num_query_ctr_7d"].isna().all()
