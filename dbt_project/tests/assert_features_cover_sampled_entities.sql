@@ -1,0 +1,24 @@
+-- Feast's point-in-time join needs, for every impression, a feature row of its user, item and query
+-- at or before the event: the first-day rows guarantee it.
+with events as (
+    select 'user' as entity_type, user_id as entity_id, event_time from {{ ref('stg_impressions') }}
+    union all
+    select 'item', item_id, event_time from {{ ref('stg_impressions') }}
+    union all
+    select 'query', query_id, event_time from {{ ref('stg_impressions') }} where query_id is not null
+),
+
+first_rows as (
+    select 'user' as entity_type, user_id as entity_id, min(timezone('UTC', event_timestamp)) as first_d
+    from {{ ref('user_features') }} group by 2
+    union all
+    select 'item', item_id, min(timezone('UTC', event_timestamp)) from {{ ref('item_features') }} group by 2
+    union all
+    select 'query', query_id, min(timezone('UTC', event_timestamp)) from {{ ref('query_features') }} group by 2
+)
+
+select e.entity_type, e.entity_id, min(e.event_time) as first_event, any_value(f.first_d) as first_feature_row
+from events as e
+left join first_rows as f on e.entity_type = f.entity_type and e.entity_id = f.entity_id
+group by e.entity_type, e.entity_id
+having any_value(f.first_d) is null or min(e.event_time) < any_value(f.first_d)

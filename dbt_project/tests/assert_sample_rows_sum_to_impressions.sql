@@ -1,0 +1,11 @@
+-- Row conservation: the four sample marts together hold exactly as many rows as stg_impressions.
+with counts as (
+    select
+        (select count(*) from {{ ref('stg_impressions') }}) as impressions,
+        (select count(*) from {{ ref('samples_pretrain') }})
+        + (select count(*) from {{ ref('samples_coldstart_train') }})
+        + (select count(*) from {{ ref('samples_coldstart_valid') }})
+        + (select count(*) from {{ ref('samples_coldstart_test') }}) as samples
+)
+
+select * from counts where impressions <> samples

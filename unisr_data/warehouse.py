@@ -1,0 +1,126 @@
+"""The dbt-duckdb warehouse of a dataset: run the dbt project in-process, export its marts to parquet, read them."""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from unisr_data.paths import REPO_ROOT, Paths
+
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+#: The dbt marts the rest of the pipeline reads (docs/data-contract.md), in build order.
+SAMPLE_MARTS = (
+    "samples_pretrain",
+    "samples_coldstart_train",
+    "samples_coldstart_valid",
+    "samples_coldstart_test",
+)
+FEATURE_MARTS = ("user_features", "item_features", "query_features")
+MARTS = SAMPLE_MARTS + FEATURE_MARTS
+
+
+def dbt_vars(paths: Paths, **overrides) -> dict:
+    """The `--vars` of a dataset: its absolute raw/ folder, plus overrides (valid_days, test_days, new_item_days, …)."""
+    return {"raw_dir": str(Path(paths.raw_dir).resolve()), **overrides}
+
+
+def dbt_run_dir(paths: Paths) -> Path:
+    """Per-dataset folder for dbt's target/ and logs/, so concurrent datasets never share compiled SQL."""
+    return Path(paths.root) / "dbt" / paths.dataset
+
+
+@contextmanager
+def _warehouse_env(paths: Paths):
+    # profiles.yml reads the DuckDB path from UNISR_WAREHOUSE; restore the caller's value afterwards.
+    saved = {k: os.environ.get(k) for k in ("UNISR_WAREHOUSE", "DBT_SEND_ANONYMOUS_USAGE_STATS")}
+    os.environ["UNISR_WAREHOUSE"] = str(paths.warehouse)
+    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_dbt(args: list[str], paths: Paths, vars: dict | None = None):
+    """Run a dbt command (e.g. `["build"]`) on `paths`' warehouse in-process; returns the `dbtRunnerResult`.
+
+    Check `.success`; `.result` lists node results (status "pass"/"fail"/"error"/"success").
+    """
+    from dbt.cli.main import dbtRunner
+
+    run_dir = dbt_run_dir(paths)
+    paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    full_args = [
+        *args,
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(run_dir / "target"),
+        "--log-path", str(run_dir / "logs"),
+        "--vars", json.dumps(dbt_vars(paths) if vars is None else vars),
+    ]
+    with _warehouse_env(paths):
+        try:
+            return dbtRunner().invoke(full_args)
+        finally:
+            _release_duckdb()
+
+
+def _release_duckdb() -> None:
+    # dbt-duckdb keeps its DuckDB instance open in a class attribute after an in-process run, which blocks
+    # other connections to the file (and ties the next run to the old path): close it. Private API, so guarded.
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+        if env is not None:
+            env.close()
+
+
+def _connect(paths: Paths):
+    import duckdb
+
+    if not paths.warehouse.exists():
+        raise FileNotFoundError(f"warehouse {paths.warehouse} does not exist: run `dbt build` first (run_dbt(['build'], paths))")
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")  # tz-aware columns come back in UTC, not the machine's zone
+    return con
+
+
+def _check_mart(name: str) -> None:
+    if name not in MARTS:
+        raise KeyError(f"unknown mart {name!r}; expected one of {MARTS}")
+
+
+def export_marts(paths: Paths) -> dict[str, int]:
+    """Copy every mart to `paths.marts_dir/<mart>.parquet` (atomic replace); returns rows per mart.
+
+    `event_timestamp` is written as timestamp[us, tz=UTC], the type Feast's file sources read.
+    """
+    paths.marts_dir.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    with _connect(paths) as con:
+        for mart in MARTS:
+            final = paths.marts_dir / f"{mart}.parquet"
+            tmp = paths.marts_dir / f".{mart}.parquet.tmp"
+            # ORDER BY keeps files byte-stable across rebuilds of the same data.
+            con.execute(f"COPY (SELECT * FROM main.{mart} ORDER BY ALL) TO '{tmp}' (FORMAT parquet)")
+            os.replace(tmp, final)
+            counts[mart] = con.execute(f"SELECT count(*) FROM main.{mart}").fetchone()[0]
+    return counts
+
+
+def read_mart(paths: Paths, name: str) -> pd.DataFrame:
+    """One mart as a DataFrame, read from the warehouse (timestamps tz-aware UTC)."""
+    _check_mart(name)
+    with _connect(paths) as con:
+        return con.execute(f"SELECT * FROM main.{name} ORDER BY ALL").df()
