@@ -1,6 +1,9 @@
 """The one Dagster `Definitions` of unisr."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from dagster import Definitions, load_assets_from_modules
 from dagster_dbt import DbtCliResource
 
@@ -25,7 +28,8 @@ defs = Definitions(
     resources={
         "settings": UnisrSettings(),
         "warehouse": WarehouseResource(),
-        "dbt": DbtCliResource(project_dir=warehouse.dbt_project),
+        # dbt from this interpreter's environment, whether or not the venv is on PATH.
+        "dbt": DbtCliResource(project_dir=warehouse.dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt")),
         "feast": FeastResource(),
         "text_encoder": TextEncoderResource(),
         "trainer": TrainerResource(),

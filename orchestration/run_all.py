@@ -55,7 +55,9 @@ def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
 
 def summarize(results) -> tuple[list[str], bool]:
     """Lines describing what materialized and which checks passed; and whether everything succeeded."""
-    lines, ok = [], True
+    materialized: dict[str, list] = {}
+    checks: list[str] = []
+    ok = True
     for result in results:
         if result is None:
             continue
@@ -63,12 +65,21 @@ def summarize(results) -> tuple[list[str], bool]:
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
             rows = mat.metadata.get("dagster/row_count")
-            lines.append(f"  materialized {mat.asset_key.to_user_string():<40} {'' if rows is None else f'rows={rows.value}'}")
+            materialized.setdefault(mat.asset_key.to_user_string(), []).append(rows.value if rows else None)
         for evaluation in result.get_asset_check_evaluations():
             ok &= evaluation.passed
-            status = "PASS" if evaluation.passed else "FAIL"
-            lines.append(f"  check {status} {evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
-    return lines, ok
+            if not evaluation.passed:
+                checks.append(f"  check FAILED {evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+        n_checks = len(result.get_asset_check_evaluations())
+        if n_checks:
+            passed = sum(e.passed for e in result.get_asset_check_evaluations())
+            checks.insert(0, f"  checks: {passed}/{n_checks} passed")
+    lines = []
+    for key, rows in materialized.items():
+        parts = f" ({len(rows)} partitions)" if len(rows) > 1 else ""
+        total = sum(r for r in rows if r is not None) if any(r is not None for r in rows) else None
+        lines.append(f"  {key:<32}{'' if total is None else f' rows={total}'}{parts}")
+    return lines + checks, ok
 
 
 def main(argv: list[str] | None = None) -> int:

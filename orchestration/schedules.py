@@ -5,7 +5,6 @@ everything (pretraining and baselines included). Both the cron and the weekday a
 environment at load time (Dagster fixes a schedule's cron when the code location loads):
 `UNISR_RETRAIN_CRON` (default `0 3 * * *`, UTC) and `UNISR_FULL_RETRAIN_WEEKDAY` (0 = Monday … 6; -1 = never).
 """
-from __future__ import annotations
 
 import os
 from datetime import timedelta

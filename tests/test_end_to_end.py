@@ -170,13 +170,16 @@ def test_point_in_time_join_matches_hand_computation(pipeline):
 
 def test_online_lookup_known_and_unknown(pipeline):
     from features.online import OnlineFeatureReader
+    from features.store import feature_store
 
     paths: Paths = pipeline["paths"]
     items = pd.read_parquet(paths.marts_dir / "item_features.parquet")
-    known = items.sort_values("event_timestamp").iloc[-1]["item_id"]
-    reader = OnlineFeatureReader(paths)
-    result = reader.read(user_id="nobody", query_id=None, item_ids=[known, "no-such-item"])
-    assert result.items_found.tolist() == [True, False]
+    latest = items.sort_values("event_timestamp").iloc[-1]
+    reader = OnlineFeatureReader(feature_store(paths))
+    result = reader.read("nobody", [latest["item_id"], "no-such-item"])
+    assert list(result.known_items) == [True, False]
+    assert not result.known_user
+    assert result.frame["num_item_impr_7d"].iloc[0] == latest["item_impr_7d"]
 
 
 def test_report_and_promoted_model(pipeline):

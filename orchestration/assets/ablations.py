@@ -1,5 +1,4 @@
 """The ablation study (its own job, so the default run stays short): text on/off, gating, divergence, freezing."""
-from __future__ import annotations
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset

@@ -1,5 +1,4 @@
 """Embeddings: frozen-LM text vectors for every item and query text, incremental by text hash."""
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 

@@ -1,5 +1,4 @@
 """Evaluation: AUC, GAUC and PVCTR of our model against the baselines, the report, the promotion gate."""
-from __future__ import annotations
 
 import base64
 import json

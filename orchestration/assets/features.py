@@ -1,5 +1,6 @@
 """Features: Feast apply, online materialization, and point-in-time training sets."""
-from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
@@ -8,6 +9,20 @@ from orchestration.assets.warehouse import mart_exports
 from orchestration.resources import FeastResource, UnisrSettings
 
 GROUP = "features"
+
+
+def latest_feature_time(paths) -> datetime:
+    """Just after the newest feature row, so materialization loads every row the marts hold."""
+    import duckdb
+
+    tables = [paths.marts_dir / f"{t}_features.parquet" for t in ("user", "item", "query")]
+    with duckdb.connect() as con:
+        newest = max(
+            con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [str(t)]).fetchone()[0] or datetime.min
+            for t in tables
+        )
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=timezone.utc)
+    return newest + timedelta(seconds=1)
 
 
 @asset(
@@ -36,11 +51,11 @@ def feast_registry(context: AssetExecutionContext, settings: UnisrSettings, feas
     description="Feature values materialized into the Feast online store for ranking.",
 )
 def online_features(context: AssetExecutionContext, settings: UnisrSettings, feast: FeastResource) -> MaterializeResult:
-    from features.store import latest_event_time, materialize
+    from features.store import materialize
 
     paths = settings.paths
     store = feast.store(paths)
-    end = latest_event_time(paths)
+    end = latest_feature_time(paths)
     written = materialize(store, end=end)
     context.log.info(f"materialized up to {end}: {written}")
     return MaterializeResult(
@@ -54,11 +69,13 @@ def online_features(context: AssetExecutionContext, settings: UnisrSettings, fea
     description="Training folders (pretrain; cold-start train/valid/test) from Feast point-in-time historical retrieval.",
 )
 def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast: FeastResource) -> MaterializeResult:
-    from features.training_set import build_standard_training_folders
+    from features.training_set import build_training_folder
 
     paths = settings.paths
     store = feast.store(paths)
-    counts = build_standard_training_folders(store, paths)
+    counts = {
+        name: build_training_folder(store, paths, name, paths.training_dir / name) for name in ("pretrain", "coldstart")
+    }
     context.log.info(f"training sets: {counts}")
     return MaterializeResult(
         metadata={

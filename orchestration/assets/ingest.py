@@ -1,5 +1,4 @@
 """Ingest: source (system of record) → landing/ one day per partition → validated raw/ + quarantine/."""
-from __future__ import annotations
 
 import pyarrow.parquet as pq
 from dagster import (

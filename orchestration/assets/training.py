@@ -1,6 +1,5 @@
 """Training: pretrain the S&R foundation model on all pretrain domains, fine-tune it for the cold-start domain,
 and train the multi-domain baselines on the same data; every model version goes to the registry."""
-from __future__ import annotations
 
 from pathlib import Path
 

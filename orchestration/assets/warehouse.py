@@ -1,5 +1,4 @@
 """Warehouse: the dbt-duckdb project as Dagster assets (dbt tests become asset checks), and the mart exports."""
-from __future__ import annotations
 
 import json
 import os

@@ -1,5 +1,4 @@
 """Blocking data-quality checks on the raw tables: rows conserved, quarantine share, Great Expectations suites."""
-from __future__ import annotations
 
 from pathlib import Path
 

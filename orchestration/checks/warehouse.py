@@ -1,5 +1,4 @@
 """Great Expectations suites on the dbt marts, beside dbt's own tests (which dagster-dbt shows as checks)."""
-from __future__ import annotations
 
 from dagster import AssetCheckResult, AssetChecksDefinition, AssetKey, MetadataValue, asset_check
 
