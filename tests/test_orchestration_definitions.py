@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_schedule_context
+from dagster import AssetKey, RunRequest, SkipReason, build_schedule_context, instance_for_test
 
 from orchestration.assets.ingest import impression_days
 from orchestration.definitions import defs
@@ -25,11 +25,11 @@ def test_definitions_load_with_lineage_from_raw_to_report():
 
 
 def test_schedule_requests_yesterdays_partition_and_finetunes_on_weekdays():
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(impression_days.name, ["2026-03-02", "2026-03-03"])
     tuesday = datetime(2026, 3, 3, 3, 0, tzinfo=timezone.utc)  # ingests Monday 2026-03-02
-    with build_schedule_context(instance=instance, scheduled_execution_time=tuesday) as context:
-        request = daily_retrain(context)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(impression_days.name, ["2026-03-02", "2026-03-03"])
+        with build_schedule_context(instance=instance, scheduled_execution_time=tuesday) as context:
+            request = daily_retrain(context)
     assert isinstance(request, RunRequest)
     assert request.partition_key == "2026-03-02"
     assert request.tags["unisr/retrain"] == "finetune"
@@ -38,11 +38,13 @@ def test_schedule_requests_yesterdays_partition_and_finetunes_on_weekdays():
 
 
 def test_schedule_full_retrain_on_the_weekly_day_and_skips_days_without_data():
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(impression_days.name, ["2026-03-07"])
     sunday = datetime(2026, 3, 8, 3, 0, tzinfo=timezone.utc)  # weekday 6 = default full retrain day
-    with build_schedule_context(instance=instance, scheduled_execution_time=sunday) as context:
-        request = daily_retrain(context)
+    later = datetime(2026, 4, 1, 3, tzinfo=timezone.utc)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(impression_days.name, ["2026-03-07"])
+        with build_schedule_context(instance=instance, scheduled_execution_time=sunday) as context:
+            request = daily_retrain(context)
+        with build_schedule_context(instance=instance, scheduled_execution_time=later) as context:
+            skipped = daily_retrain(context)
     assert request.tags["unisr/retrain"] == "full" and request.asset_selection is None
-    with build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 4, 1, 3, tzinfo=timezone.utc)) as context:
-        assert isinstance(daily_retrain(context), SkipReason)
+    assert isinstance(skipped, SkipReason)
