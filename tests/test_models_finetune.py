@@ -1,0 +1,79 @@
+"""Cold-start fine-tuning: frozen levels stay bit-identical, others move; tower init; scratch; CLI."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from model_fixture import DOMAINS, write_folders  # noqa: E402
+
+from models import checkpoint as ckpt_io
+from models.evaluate import evaluate
+from models.finetune import FinetuneConfig, closest_domain, finetune, main
+from models.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    f = write_folders(root, n_warm=1500, n_cold=1200)
+    res = train(TrainConfig(model_kwargs={"hidden": 16}, epochs=2, batch_size=256, num_threads=1, progress=False,
+                            checkpoint_every=0), f["pretrain"], root / "pre")
+    return f, res["checkpoint"]
+
+
+def _levels(ckpt_path, init_domain=None):
+    model, _, _ = ckpt_io.build_from(ckpt_io.load(ckpt_path))
+    if init_domain is not None:          # what finetune starts from: domain 2's slots copied from domain 1
+        model.init_domain(*init_domain)
+    names = model.named_parameter_levels()
+    state = dict(model.named_parameters())
+    return {lv: {n: state[n].detach().clone() for n in ns} for lv, ns in names.items()}
+
+
+def fcfg(**kw):
+    return FinetuneConfig(**{"epochs": 2, "batch_size": 256, "num_threads": 1, "progress": False,
+                             "checkpoint_every": 0, **kw})
+
+
+@pytest.mark.parametrize("freeze,frozen", [("L0", {"L0"}), ("L0+L1", {"L0", "L1"}), ("none", set())])
+def test_frozen_levels_bit_identical_others_move(pretrained, tmp_path, freeze, frozen):
+    folders, pre = pretrained
+    res = finetune(fcfg(freeze=freeze), folders["coldstart"], pre, tmp_path)
+    before, after = _levels(pre, (2, 1)), _levels(res["checkpoint"])
+    for lv in ("L0", "L1", "L2"):
+        same = [torch.equal(before[lv][n], after[lv][n]) for n in before[lv]]
+        if lv in frozen:
+            assert all(same), f"{lv} changed although frozen"
+        else:
+            assert not all(same), f"{lv} did not train"
+    ck = ckpt_io.load(res["checkpoint"])
+    assert ck["finetune"]["freeze"] == freeze and ck["finetune"]["target_domains"] == [2]
+    assert ck["vocab"]["item"] == ckpt_io.load(pre)["vocab"]["item"]     # pretrained vocab reused
+    assert res["metrics"]["auc"] > 0.55 and set(res["metrics"]["domain_auc"]) == {2}
+
+
+def test_new_tower_initialised_from_closest_domain(pretrained, tmp_path):
+    folders, pre = pretrained
+    meta = {"domains": DOMAINS}
+    assert closest_domain(2, meta, [100, 50, 0]) == 1          # same task (rec) beats more rows
+    assert closest_domain(1, {"domains": DOMAINS[:1] + [{**DOMAINS[1], "role": "coldstart"}] + DOMAINS[2:]},
+                          [100, 0, 0]) == 0                    # no same-task domain: any pretrain domain
+    res = finetune(fcfg(epochs=1, max_steps=1, lr=0.0), folders["coldstart"], pre, tmp_path)
+    state = ckpt_io.load(tmp_path / "last.pt")["state_dict"]
+    tower = [k for k in state if k.startswith("towers.") and k.endswith("weight")][0]
+    assert torch.equal(state[tower][2], state[tower][1])        # lr 0: still the copy of domain 1's tower
+    assert res["stopped"] == "max_steps"
+
+
+def test_scratch_trains_own_vocab_and_cli(pretrained, tmp_path):
+    folders, pre = pretrained
+    main(["--data", str(folders["coldstart"]), "--pretrained", str(pre), "--freeze", "scratch", "--scratch-model",
+          "dnn", "--model-arg", "hidden=8", "--out", str(tmp_path), "--epochs", "1", "--batch-size", "256",
+          "--no-progress", "--num-threads", "1"])
+    ck = ckpt_io.load(tmp_path / "checkpoint.pt")
+    assert ck["model_config"]["name"] == "dnn" and ck["vocab"]["item"] != ckpt_io.load(pre)["vocab"]["item"]
+    out = evaluate(tmp_path / "checkpoint.pt", folders["coldstart"], "test", device="cpu")
+    assert 0 <= out["auc"] <= 1 and json.loads((tmp_path / "metrics.json").read_text())["curve"]
