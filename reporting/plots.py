@@ -54,15 +54,16 @@ def gating_weights_by_domain(weights: pd.DataFrame, path: Path) -> Path:
 
 
 def training_curves(curves: dict[str, list[dict]], path: Path) -> Path:
-    """Per-epoch training loss and validation AUC for each model (`curves[model] = [{epoch, loss, valid_auc}]`)."""
+    """Per-epoch training loss and validation AUC for each model (`curves[model] = [{epoch, train_loss, valid_auc}]`)."""
     fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(9, 3.4))
     for model, epochs in curves.items():
         if not epochs:
             continue
         frame = pd.DataFrame(epochs)
         x = frame["epoch"] if "epoch" in frame else np.arange(1, len(frame) + 1)
-        if "loss" in frame:
-            ax_loss.plot(x, frame["loss"], marker="o", label=model)
+        loss = "train_loss" if "train_loss" in frame else "loss"
+        if loss in frame:
+            ax_loss.plot(x, frame[loss], marker="o", label=model)
         if "valid_auc" in frame:
             ax_auc.plot(x, frame["valid_auc"], marker="o", label=model)
     ax_loss.set_title("training loss")

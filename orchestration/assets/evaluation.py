@@ -60,16 +60,17 @@ def evaluation_report(context: AssetExecutionContext, settings: UnisrSettings) -
     checkpoints = {OURS: latest_checkpoint(context, coldstart_model.key)}
     checkpoints.update({_model_label(k): latest_checkpoint(context, k) for k in BASELINE_KEYS})
 
-    rows, per_domain, curves = [], [], {}
+    rows, per_domain, curves, gate_frames = [], [], {}, {}
     for model, ckpt in checkpoints.items():
         result = evaluate(ckpt, coldstart_dir, split="test")
         rows.append({"model": model, **{m: result.get(m) for m in COLDSTART_METRICS}})
+        if model == OURS:
+            gate_frames.update(result.get("gate_weights_by_domain", {}))
         curves[model] = _curve(ckpt)
         context.log.info(f"{model}: cold-start test AUC {result.get('auc'):.4f}")
     coldstart = add_lifts(pd.DataFrame(rows), OURS)
 
     pre_ckpts = {"srf": latest_checkpoint(context, pretrained_model.key)}
-    gate_frames = {}
     for key in BASELINE_KEYS:
         event = context.instance.get_latest_materialization_event(key).asset_materialization
         if "pretrained_checkpoint" in event.metadata:
@@ -78,8 +79,8 @@ def evaluation_report(context: AssetExecutionContext, settings: UnisrSettings) -
         result = evaluate(ckpt, pretrain_dir, split="valid")
         for domain, auc in result.get("domain_auc", {}).items():
             per_domain.append({"model": model, "domain": names.get(int(domain), str(domain)), "auc": auc})
-        if "gate_weights_by_domain" in result:
-            gate_frames = result["gate_weights_by_domain"]
+        if model == "srf":
+            gate_frames.update(result.get("gate_weights_by_domain", {}))
     pretrain = pd.DataFrame(per_domain)
     pretrain_table = pretrain.pivot_table(index="domain", columns="model", values="auc").reset_index() if len(pretrain) else pretrain
 

@@ -67,7 +67,7 @@ def pretrained_model(
             "checkpoint": MetadataValue.path(str(result["checkpoint"])),
             "model_config": MetadataValue.json(_srf_kwargs(config)),
             **metrics_metadata(result["metrics"], "valid_"),
-            "samples_per_s": float(result["metrics"].get("samples_per_s", 0.0)),
+            "samples_per_s": float(result["metrics"]["curve"][-1]["samples_per_s"]) if result["metrics"]["curve"] else 0.0,
         }
     )
 
