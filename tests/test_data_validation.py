@@ -1,0 +1,221 @@
+"""Validation: every bad-input class ends as a clear error or a quarantined row with its reason; nothing is lost."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from unisr_data import validation
+from unisr_data.contract import SCHEMAS, TABLES, ContractError, table_path
+from unisr_data.synthetic import SyntheticConfig, generate
+from unisr_data.validation import quarantine_schema, quarantine_share_exceeded, validate
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    landing = tmp_path_factory.mktemp("pristine") / "landing"
+    generate(SyntheticConfig.tiny(), landing)
+    return landing
+
+
+@pytest.fixture()
+def dataset(pristine, tmp_path) -> Path:
+    """A fresh copy of the tiny landing/ folder to corrupt; returns the dataset dir."""
+    shutil.copytree(pristine, tmp_path / "landing")
+    return tmp_path
+
+
+def run(dataset: Path):
+    return validate(dataset / "landing", dataset / "raw", dataset / "quarantine")
+
+
+def part(dataset: Path, n: int = 0) -> Path:
+    return table_path(dataset / "landing", "impressions") / f"part-{n:05d}.parquet"
+
+
+def edit(path: Path, change: Callable[[pd.DataFrame], pd.DataFrame | None], schema: pa.Schema | None = None) -> None:
+    """Rewrite a landing parquet file through pandas (types may go loose, as real landing files do)."""
+    frame = pq.read_table(path).to_pandas()
+    changed = change(frame)
+    frame = frame if changed is None else changed
+    pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
+
+
+def quarantined(dataset: Path, table: str) -> pd.DataFrame:
+    return pq.read_table(dataset / "quarantine" / f"{table}.parquet").to_pandas()
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.parquet"))}
+
+
+def assert_conserved(dataset: Path, report) -> None:
+    """landing = clean + quarantined, from the report and from the files themselves."""
+    for table in TABLES:
+        stats = report.tables[table]
+        landing = pq.read_table(table_path(dataset / "landing", table)).num_rows
+        clean = pq.read_table(table_path(dataset / "raw", table)).num_rows
+        bad = pq.read_table(dataset / "quarantine" / f"{table}.parquet").num_rows
+        assert (stats.landing, stats.clean, stats.quarantined) == (landing, clean, bad)
+        assert landing == clean + bad
+        assert sum(stats.by_reason.values()) == bad
+
+
+def test_clean_landing_passes_untouched_in_contract_layout(dataset):
+    report = run(dataset)
+    assert_conserved(dataset, report)
+    for table, schema in SCHEMAS.items():
+        assert report.tables[table].quarantined == 0
+        raw = pq.read_table(table_path(dataset / "raw", table))
+        assert raw.schema.equals(schema)
+        assert raw.equals(pq.read_table(table_path(dataset / "landing", table)))
+        assert pq.read_schema(dataset / "quarantine" / f"{table}.parquet").equals(quarantine_schema(table))
+    landing_parts = sorted(p.name for p in table_path(dataset / "landing", "impressions").iterdir())
+    assert sorted(p.name for p in table_path(dataset / "raw", "impressions").iterdir()) == landing_parts
+    assert report.quarantine_share("impressions") == 0.0
+    assert report.to_dict()["tables"]["items"]["clean"] == report.tables["items"].landing
+
+
+def test_missing_file_names_the_file(dataset):
+    (dataset / "landing" / "queries.parquet").unlink()
+    with pytest.raises(ContractError, match=r"queries\.parquet"):
+        run(dataset)
+
+
+def test_missing_column_names_file_and_column(dataset):
+    edit(part(dataset, 2), lambda f: f.drop(columns=["clicked"]))
+    with pytest.raises(ContractError, match=r"part-00002\.parquet.*'clicked'") as error:
+        run(dataset)
+    assert error.value.column == "clicked" and error.value.file.endswith("part-00002.parquet")
+
+
+def set_value(row: int, column: str, value) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        if isinstance(value, str) and pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda t: t.isoformat())  # timestamps landed as text
+        frame[column] = frame[column].astype(object)
+        frame.at[row, column] = value
+        return frame
+
+    return change
+
+
+def loose(column: str, arrow_type: pa.DataType, path_schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, arrow_type) if f.name == column else f for f in path_schema])
+
+
+IMPRESSIONS = SCHEMAS["impressions"]
+
+# (table, row, column, bad value, loose landing schema or None, expected reason)
+BAD_ROWS = [
+    ("impressions", 3, "user_id", None, None, "null_key"),
+    ("impressions", 4, "impression_id", None, None, "null_key"),
+    ("items", 2, "item_id", None, None, "null_key"),
+    ("impressions", 5, "event_time", "not a timestamp", loose("event_time", pa.string(), IMPRESSIONS), "unparsable_timestamp"),
+    ("impressions", 6, "domain_id", 99, None, "unknown_domain"),
+    ("impressions", 7, "item_id", "it-no-such-item", None, "unknown_item"),
+    ("impressions", 8, "clicked", 2, loose("clicked", pa.int64(), IMPRESSIONS), "label_out_of_range"),
+    ("impressions", 9, "position", -1, None, "negative_position"),
+    ("items", 4, "text", "   ", None, "empty_text"),
+    ("queries", 1, "text", "", None, "empty_text"),
+    ("items", 5, "text", b"\xff\xfe caf\xe9", loose("text", pa.binary(), SCHEMAS["items"]), "invalid_utf8"),
+    ("domains", 1, "task", "social", None, "bad_value"),
+    ("domains", 2, "role", "holdout", None, "bad_value"),
+]
+
+
+@pytest.mark.parametrize("table,row,column,value,schema,reason", BAD_ROWS,
+                         ids=[f"{t}-{c}-{r}" for t, _, c, _, _, r in BAD_ROWS])
+def test_bad_row_is_quarantined_with_its_reason(dataset, table, row, column, value, schema, reason):
+    path = part(dataset) if table == "impressions" else table_path(dataset / "landing", table)
+    if schema is not None and column == "text":
+        # Binary text: every row as bytes, one of them not UTF-8.
+        edit(path, lambda f: f.assign(text=[t.encode() if isinstance(t, str) else None for t in f.text]), schema)
+    original = pq.read_table(path).to_pandas()
+    edit(path, set_value(row, column, value), schema)
+    report = run(dataset)
+    assert_conserved(dataset, report)
+    bad = quarantined(dataset, table)
+    hit = bad[(bad._row == row) & (bad._source_file == path.relative_to(dataset / "landing").as_posix())]
+    assert list(hit._reason) == [reason], bad[["_reason", "_row"]]
+    assert report.tables[table].by_reason[reason] >= 1
+    if reason == "invalid_utf8":
+        assert hit.text.iloc[0].startswith("\\xFF")  # bytes shown escaped, never lost
+    if table == "impressions":
+        # The neighbours of the bad row survive with their contract types and values.
+        raw = pq.read_table(table_path(dataset / "raw", "impressions") / path.name).to_pandas()
+        assert len(raw) == len(original) - 1
+        kept = original.drop(index=row).reset_index(drop=True)
+        pd.testing.assert_frame_equal(raw, kept, check_dtype=False)
+
+
+def test_bad_domain_quarantines_its_impressions_as_unknown_domain(dataset):
+    edit(table_path(dataset / "landing", "domains"), set_value(1, "task", "social"))
+    report = run(dataset)
+    domain_rows = sum(pq.read_table(p, columns=["domain_id"]).column(0).to_pandas().eq(1).sum()
+                      for p in table_path(dataset / "landing", "impressions").glob("*.parquet"))
+    assert report.tables["impressions"].by_reason == {"unknown_domain": domain_rows}
+
+
+def test_search_impression_without_query_is_quarantined(dataset):
+    frame = pq.read_table(part(dataset)).to_pandas()
+    row = int(frame.index[frame.query_id.notna()][0])
+    edit(part(dataset), set_value(row, "query_id", None))
+    run(dataset)
+    bad = quarantined(dataset, "impressions")
+    assert list(bad._reason) == ["query_missing_in_search"] and list(bad._row) == [row]
+
+
+def test_duplicate_impressions_keep_the_first(dataset):
+    first = pq.read_table(part(dataset)).to_pandas()
+    duplicated = first.impression_id[0]
+    edit(part(dataset), set_value(10, "impression_id", duplicated))  # within a part
+    edit(part(dataset, 1), set_value(0, "impression_id", duplicated))  # across parts
+    report = run(dataset)
+    assert_conserved(dataset, report)
+    bad = quarantined(dataset, "impressions")
+    assert report.tables["impressions"].by_reason == {"duplicate_impression": 2}
+    assert sorted(zip(bad._source_file, bad._row)) == [
+        ("impressions/part-00000.parquet", 10), ("impressions/part-00001.parquet", 0)]
+    raw = pq.read_table(table_path(dataset / "raw", "impressions")).to_pandas()
+    assert raw.impression_id.is_unique
+    assert raw[raw.impression_id == duplicated].user_id.item() == first.user_id[0]
+
+
+def test_rerun_is_byte_identical(dataset):
+    edit(part(dataset), set_value(1, "position", -3))
+    run(dataset)
+    before = digests(dataset / "raw") | {f"q/{k}": v for k, v in digests(dataset / "quarantine").items()}
+    run(dataset)
+    after = digests(dataset / "raw") | {f"q/{k}": v for k, v in digests(dataset / "quarantine").items()}
+    assert before == after and len(before) > 8
+
+
+def test_failure_leaves_previous_raw_intact(dataset, monkeypatch):
+    run(dataset)
+    before = digests(dataset / "raw")
+
+    def explode(self, table, path, clean_out, quarantine):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(validation._Validator, "validate_file", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(dataset)
+    assert digests(dataset / "raw") == before
+    assert sorted(p.name for p in dataset.iterdir()) == ["landing", "quarantine", "raw"]  # no temp leftovers
+
+
+def test_quarantine_share_exceeded_lists_only_tables_over_threshold(dataset):
+    edit(table_path(dataset / "landing", "queries"), lambda f: f.assign(text=[""] * 10 + list(f.text[10:])))
+    report = run(dataset)
+    share = report.quarantine_share("queries")
+    assert share == pytest.approx(10 / report.tables["queries"].landing)
+    assert quarantine_share_exceeded(report, share / 2) == {"queries": share}
+    assert quarantine_share_exceeded(report, share) == {}
