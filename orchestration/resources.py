@@ -85,16 +85,23 @@ class TrainerResource(ConfigurableResource):
     nproc_per_node: int = 1
     epochs: int = 3
     batch_size: int = 2048
+    #: The cold-start data is small: smaller batches and more epochs (with early stopping on valid AUC).
+    finetune_epochs: int = 8
+    finetune_batch_size: int = 256
+    patience: int = 2
     num_threads: int = 0
 
-    def train(self, log, data_dir: Path, out_dir: Path, model: str, model_kwargs: dict, epochs: int = 0) -> dict:
+    def train(self, log, data_dir: Path, out_dir: Path, model: str, model_kwargs: dict, epochs: int = 0,
+              small_data: bool = False) -> dict:
         """Train `model` on a training folder; returns {"checkpoint": Path, "metrics": dict}."""
         from orchestration.training_launch import run_training
 
-        return run_training(self, log, "train", data_dir, out_dir, model=model, model_kwargs=model_kwargs, epochs=epochs)
+        return run_training(self, log, "train", data_dir, out_dir, model=model, model_kwargs=model_kwargs,
+                            epochs=epochs, small_data=small_data)
 
     def finetune(self, log, data_dir: Path, pretrained: Path, out_dir: Path, freeze: str, epochs: int = 0) -> dict:
         """Fine-tune a pretrained checkpoint for the cold-start domain; returns {"checkpoint", "metrics"}."""
         from orchestration.training_launch import run_training
 
-        return run_training(self, log, "finetune", data_dir, out_dir, pretrained=pretrained, freeze=freeze, epochs=epochs)
+        return run_training(self, log, "finetune", data_dir, out_dir, pretrained=pretrained, freeze=freeze,
+                            epochs=epochs, small_data=True)

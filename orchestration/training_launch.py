@@ -34,9 +34,19 @@ def forward_logs(dagster_log):
         logger.setLevel(previous)
 
 
-def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, model, model_kwargs, pretrained, freeze, epochs) -> list[str]:
-    args = ["--data", str(data_dir), "--out", str(out_dir), "--epochs", str(epochs or settings.epochs),
-            "--batch-size", str(settings.batch_size), "--device", settings.device]
+def _budget(settings, epochs: int, small_data: bool) -> dict:
+    """Epochs, batch size and patience: the cold-start-sized data gets small batches and more epochs."""
+    return {
+        "epochs": epochs or (settings.finetune_epochs if small_data else settings.epochs),
+        "batch_size": settings.finetune_batch_size if small_data else settings.batch_size,
+        "patience": settings.patience,
+    }
+
+
+def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, model, model_kwargs, pretrained,
+              freeze) -> list[str]:
+    args = ["--data", str(data_dir), "--out", str(out_dir), "--epochs", str(budget["epochs"]),
+            "--batch-size", str(budget["batch_size"]), "--patience", str(budget["patience"]), "--device", settings.device]
     if mode == "train":
         args += ["--model", model] + [a for k, v in model_kwargs.items() for a in ("--model-arg", f"{k}={v}")]
     else:
@@ -57,18 +67,18 @@ def _torchrun(settings, dagster_log, mode: str, args: list[str]) -> None:
 
 def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path, *, model: str = "srf",
                  model_kwargs: dict | None = None, pretrained: Path | None = None, freeze: str = "L0",
-                 epochs: int = 0) -> dict:
+                 epochs: int = 0, small_data: bool = False) -> dict:
     """Train (`mode="train"`) or fine-tune; returns {"checkpoint": Path, "metrics": dict with "curve"}."""
     model_kwargs = model_kwargs or {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    budget = _budget(settings, epochs, small_data)
     if settings.nproc_per_node > 1:
-        _torchrun(settings, dagster_log, mode, _cli_args(mode, data_dir, out_dir, settings, model, model_kwargs,
-                                                         pretrained, freeze, epochs))
+        _torchrun(settings, dagster_log, mode, _cli_args(mode, data_dir, out_dir, settings, budget, model,
+                                                         model_kwargs, pretrained, freeze))
         metrics = json.loads((out_dir / "metrics.json").read_text())
         return {"checkpoint": out_dir / "checkpoint.pt", "metrics": metrics}
-    common = dict(epochs=epochs or settings.epochs, batch_size=settings.batch_size, device=settings.device,
-                  num_threads=settings.num_threads, progress=False)
+    common = dict(**budget, device=settings.device, num_threads=settings.num_threads, progress=False)
     with forward_logs(dagster_log):
         if mode == "train":
             from models.train import TrainConfig, train

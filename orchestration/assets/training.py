@@ -142,7 +142,10 @@ def baseline_scratch_dnn(
     context: AssetExecutionContext, settings: UnisrSettings, trainer: TrainerResource
 ) -> MaterializeResult:
     paths = settings.paths
-    result = trainer.train(context.log, paths.training_dir / "coldstart", run_dir(context, settings, "scratch_dnn"), "dnn", {}, 0)
+    result = trainer.train(
+        context.log, paths.training_dir / "coldstart", run_dir(context, settings, "scratch_dnn"), "dnn", {}, 0,
+        small_data=True,
+    )
     return MaterializeResult(
         metadata={"checkpoint": MetadataValue.path(str(result["checkpoint"])), **metrics_metadata(result["metrics"], "valid_")}
     )
