@@ -1,7 +1,6 @@
 """Latency of the ranking read: 100 candidates with 384-dim text vectors from the SQLite online store."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
@@ -14,41 +13,22 @@ CANDIDATES = 100
 EMB_DIM = 384
 
 
-def _percentiles(fn, rng, items, n=200) -> tuple[float, float]:
-    times = []
-    for _ in range(n):
-        candidates = list(rng.choice(items, CANDIDATES, replace=False))
-        start = time.perf_counter()
-        fn(candidates)
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
-
-
-def test_ranking_read_fits_the_latency_budget(tmp_path):
+def test_ranking_read_agrees_with_the_feast_sdk(tmp_path):
+    """The direct read (the ranking path) returns what Feast's own online read returns; latency lives in benchmarks/."""
     fx = write_feature_fixture(Paths(tmp_path, "fx"), n_users=20, n_items=400, n_days=2, emb_dim=EMB_DIM)
     store = feature_store(fx.paths)
     apply(store, fx.paths)
     materialize(store, end=fx.end)
     reader = OnlineFeatureReader(store)
-    rng = np.random.default_rng(0)
-    items = fx.items + [f"i:unknown{k}" for k in range(20)]
-
-    def full_read(candidates):
-        got = reader.read("u:3", candidates, query_id="q:1")
-        assert got.item_emb.shape == (CANDIDATES, EMB_DIM)
-
-    def sdk_read(candidates):
-        store.get_online_features(
-            features=["item_text_embedding:item_text_emb", "item_features:item_ctr_7d", "item_features:item_category"],
-            entity_rows=[{"item_id": i} for i in candidates],
-        ).to_dict()
-
-    full_read(items[:CANDIDATES])  # warm the connection and key cache
-    p50, p99 = _percentiles(full_read, rng, items)
-    sdk_p50, sdk_p99 = _percentiles(sdk_read, rng, items, n=50)
-    print(f"\nOnlineFeatureReader (user+query+{CANDIDATES} items, sparse+{EMB_DIM}-d text): "
-          f"p50 {p50:.2f} ms p99 {p99:.2f} ms; Feast SDK (items: emb + 2 scalars) p50 {sdk_p50:.2f} ms "
-          f"p99 {sdk_p99:.2f} ms")
-    # the whole ranking budget is 20 ms p99; features may take at most a quarter of it at the median
-    assert p50 < 5.0, f"feature read p50 {p50:.2f} ms"
-    assert p50 < sdk_p50, "the direct read should beat the SDK it replaces"
+    candidates = fx.items[:CANDIDATES - 2] + ["i:unknown0", "i:unknown1"]
+    got = reader.read("u:3", candidates, query_id="q:1")
+    assert got.item_emb.shape == (CANDIDATES, EMB_DIM)
+    sdk = store.get_online_features(
+        features=["item_text_embedding:item_text_emb", "item_features:item_ctr_7d"],
+        entity_rows=[{"item_id": i} for i in candidates],
+    ).to_dict()
+    expected_ctr = np.array([np.nan if v is None else v for v in sdk["item_ctr_7d"]], dtype=float)
+    np.testing.assert_allclose(got.frame["num_item_ctr_7d"].to_numpy(dtype=float), expected_ctr, equal_nan=True)
+    expected_emb = np.array([np.zeros(EMB_DIM) if v is None else v for v in sdk["item_text_emb"]], dtype=np.float32)
+    np.testing.assert_allclose(got.item_emb, expected_emb, rtol=1e-6)
+    assert list(got.known_items[-2:]) == [False, False]

@@ -73,11 +73,17 @@ def land_days(source_dir: Path, landing_dir: Path, days: Iterable[str]) -> dict[
     out_dir = table_path(landing_dir, "impressions")
     counts: dict[str, int] = {}
     with _connect() as con:
+        # One scan of the source for all requested days (a backfill can ask for thousands of them).
+        con.execute(
+            f"CREATE TEMP TABLE picked AS SELECT *, {_day_expr()} AS _day FROM read_parquet(?, union_by_name = true) "
+            "WHERE _day IN (SELECT CAST(unnest(?::VARCHAR[]) AS DATE)) ORDER BY _day",
+            [glob, days],
+        )
         for day in days:
             counts[f"impressions_{day}"] = _copy(
                 con,
-                f"SELECT * FROM read_parquet(?, union_by_name = true) WHERE {_day_expr()} = CAST(? AS DATE)",
-                [glob, day],
+                "SELECT * EXCLUDE (_day) FROM picked WHERE _day = CAST(? AS DATE)",
+                [day],
                 out_dir / f"part-{day}.parquet",
             )
         counts["impressions_undated"] = _copy(

@@ -23,9 +23,15 @@ FEATURE_MARTS = ("user_features", "item_features", "query_features")
 MARTS = SAMPLE_MARTS + FEATURE_MARTS
 
 
+#: Time-split lengths per dataset: MovieLens is sparse over 22 years, so one day would hold almost no rows.
+DATASET_SPLIT_VARS = {
+    "movielens": {"valid_days": 180, "test_days": 180, "new_item_days": 90},
+}
+
+
 def dbt_vars(paths: Paths, **overrides) -> dict:
-    """The `--vars` of a dataset: its absolute raw/ folder, plus overrides (valid_days, test_days, new_item_days, …)."""
-    return {"raw_dir": str(Path(paths.raw_dir).resolve()), **overrides}
+    """The `--vars` of a dataset: its absolute raw/ folder, its split lengths, plus overrides (valid_days, …)."""
+    return {"raw_dir": str(Path(paths.raw_dir).resolve()), **DATASET_SPLIT_VARS.get(paths.dataset, {}), **overrides}
 
 
 def dbt_run_dir(paths: Paths) -> Path:
