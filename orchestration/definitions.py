@@ -22,7 +22,7 @@ from orchestration.schedules import daily_retrain
 
 defs = Definitions(
     assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations]),
-    asset_checks=[*raw_checks, *mart_checks(), evaluation.promotion_gate],
+    asset_checks=[*raw_checks, *mart_checks(), features.splits_trainable, evaluation.promotion_gate],
     jobs=[source_job, pipeline_job, ablations_job],
     schedules=[daily_retrain],
     resources={

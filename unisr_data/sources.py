@@ -42,4 +42,6 @@ def write_source(
         return convert(source_path, source_dir, MovieLensConfig(seed=seed))
     from unisr_data.mind import MindConfig, convert
 
-    return convert(source_path, source_dir, MindConfig(seed=seed))
+    # MIND spans ~6 days: news first seen in the last 3 days form the cold-start domain, so that it has
+    # train, valid and test days (the last day is test, the one before valid).
+    return convert(source_path, source_dir, MindConfig(seed=seed, coldstart_days=3.0))

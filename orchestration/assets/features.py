@@ -2,7 +2,14 @@
 
 from datetime import datetime, timedelta, timezone
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
 
 from orchestration.assets.embeddings import text_embeddings
 from orchestration.assets.warehouse import mart_exports
@@ -17,12 +24,12 @@ def latest_feature_time(paths) -> datetime:
 
     tables = [paths.marts_dir / f"{t}_features.parquet" for t in ("user", "item", "query")]
     with duckdb.connect() as con:
-        newest = max(
-            con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [str(t)]).fetchone()[0] or datetime.min
-            for t in tables
-        )
-    newest = newest if newest.tzinfo else newest.replace(tzinfo=timezone.utc)
-    return newest + timedelta(seconds=1)
+        con.execute("SET TimeZone = 'UTC'")
+        stamps = [con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [str(t)]).fetchone()[0] for t in tables]
+    stamps = [s if s.tzinfo else s.replace(tzinfo=timezone.utc) for s in stamps if s is not None]  # empty views: None
+    if not stamps:
+        raise ValueError(f"no feature rows in {paths.marts_dir}: nothing to materialize")
+    return max(stamps) + timedelta(seconds=1)
 
 
 @asset(
@@ -82,4 +89,30 @@ def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast
             "path": MetadataValue.path(str(paths.training_dir)),
             **{f"rows_{name}_{split}": int(n) for name, splits in counts.items() for split, n in splits.items()},
         }
+    )
+
+
+@asset_check(
+    asset=training_sets,
+    name="splits_trainable",
+    blocking=True,
+    description="Every split of every training folder has rows and both labels, so no model trains on nothing.",
+)
+def splits_trainable(settings: UnisrSettings) -> AssetCheckResult:
+    import pyarrow.parquet as pq
+
+    problems, stats = [], {}
+    for folder in ("pretrain", "coldstart"):
+        for split in ("train", "valid", "test") if folder == "coldstart" else ("train", "valid"):
+            path = settings.paths.training_dir / folder / f"{split}.parquet"
+            labels = pq.read_table(path, columns=["label"]).column("label").to_numpy() if path.exists() else []
+            positives = int(sum(labels))
+            stats[f"{folder}_{split}_rows"] = len(labels)
+            stats[f"{folder}_{split}_positives"] = positives
+            if len(labels) == 0 or positives in (0, len(labels)):
+                problems.append(f"{folder}/{split}: {len(labels)} rows, {positives} clicks")
+    return AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or None,
+        metadata=stats,
     )
