@@ -1,0 +1,218 @@
+"""`Ranker.rank()` end to end: a tiny Feast store, a tiny trained checkpoint promoted in the registry, real reads."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_fixture import write_feature_fixture
+from features.definitions import SPARSE_VIEWS, feature_columns
+from features.store import apply, feature_store, materialize
+from features.training_set import build_training_folder
+from models.inference import Scorer
+from models.model_registry import ModelRegistry
+from models.train import TrainConfig, train
+from serving import RankingRequestError, Ranker
+from unisr_data.paths import Paths
+
+EMB_DIM = 384  # the real query encoder's width, so unseen query texts go through all-MiniLM-L6-v2
+QUERY_TEXTS = {"q:0": "red running shoes", "q:1": "cheap flights to lisbon", "q:2": "banana bread recipe"}
+
+
+@dataclass
+class ServedWorld:
+    """A materialized store and a promoted checkpoint under `paths`, plus a second checkpoint to promote later."""
+
+    paths: Paths
+    items: list[str]
+    users: list[str]
+    checkpoint: Path
+    second_checkpoint: Path
+
+
+def build_world(root: Path) -> ServedWorld:
+    """Feature fixture -> Feast apply/materialize -> training folder -> two tiny checkpoints, the first promoted."""
+    paths = Paths(root, "fx")
+    fx = write_feature_fixture(paths, n_users=10, n_items=120, n_queries=3, n_days=3, n_samples=300, emb_dim=EMB_DIM)
+    pd.DataFrame({"query_id": list(QUERY_TEXTS), "text": list(QUERY_TEXTS.values())}).to_parquet(
+        paths.raw_dir / "queries.parquet")
+    store = feature_store(paths)
+    apply(store, paths)
+    materialize(store, end=fx.end)
+    folder = paths.training_dir / "pretrain"
+    build_training_folder(store, paths, "pretrain", folder)
+    checkpoints = []
+    for seed in (0, 1):
+        cfg = TrainConfig(epochs=1, batch_size=64, seed=seed, device="cpu", progress=False, min_count=1)
+        checkpoints.append(Path(train(cfg, folder, root / f"model{seed}")["checkpoint"]))
+    registry = ModelRegistry(paths.models_dir / "registry")
+    first = registry.register(checkpoints[0], name="srf")
+    registry.promote(first.version, ["test fixture"])
+    return ServedWorld(paths, fx.items, fx.users, Path(first.checkpoint), checkpoints[1])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> ServedWorld:
+    return build_world(tmp_path_factory.mktemp("serving"))
+
+
+@pytest.fixture(scope="module")
+def ranker(world) -> Ranker:
+    return Ranker(world.paths)
+
+
+def _scores(ranked) -> dict[str, float]:
+    return {r.item_id: r.score for r in ranked}
+
+
+def _assert_ranked(ranked, candidates):
+    assert sorted(r.item_id for r in ranked) == sorted(candidates)
+    scores = np.array([r.score for r in ranked])
+    assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
+    assert (np.diff(scores) <= 0).all(), "not sorted by score, highest first"
+
+
+def test_known_user_items_and_query_are_ranked_by_score(ranker, world):
+    candidates = world.items[:100]
+    ranked = ranker.rank("u:3", "search_a", "red running shoes", candidates)
+    _assert_ranked(ranked, candidates)
+    assert len({round(r.score, 6) for r in ranked}) > 1, "every candidate got the same score: features ignored?"
+    assert ranker.query_cache.misses == 0, "a known query must use its stored vector, not the encoder"
+
+
+def test_scores_match_the_scorer_on_features_read_from_the_marts(ranker, world):
+    """The online path (SQLite, column mapping) gives the same scores as the latest mart rows fed straight in."""
+    columns = feature_columns()
+    latest = {}
+    for view, (_, key, features) in SPARSE_VIEWS.items():
+        mart = pd.read_parquet(world.paths.marts_dir / f"{view}.parquet").sort_values("event_timestamp")
+        latest[key] = mart.groupby(key).last()[list(features)].rename(columns=columns)
+    items = world.items[5:25]
+    frame = pd.DataFrame({"domain_id": 1, "user_id": "u:4", "item_id": items, "query_id": None})
+    frame = frame.join(latest["user_id"], on="user_id").join(latest["item_id"], on="item_id")
+    for c in latest["query_id"].columns:
+        frame[c] = np.nan
+    frame = frame.astype({c: "float64" for c in frame.columns if c.startswith("num_")})
+    emb = pd.read_parquet(world.paths.embeddings_dir / "item_text_emb.parquet").set_index("item_id")["embedding"]
+    item_emb = np.stack([np.asarray(emb[i], np.float32) if i in emb.index else np.zeros(EMB_DIM, np.float32)
+                         for i in items])
+    expected = Scorer.from_checkpoint(world.checkpoint).score(frame, item_emb, np.zeros_like(item_emb))
+    got = _scores(ranker.rank("u:4", 1, None, items))
+    np.testing.assert_allclose([got[i] for i in items], expected, rtol=1e-5)
+
+
+def test_unknown_user_and_items_get_default_scores(ranker, world):
+    candidates = world.items[:10] + ["i:never-seen-1", "i:never-seen-2"]
+    ranked = ranker.rank("u:nobody", "rec_a", None, candidates)
+    _assert_ranked(ranked, candidates)
+    unknown = _scores(ranked)
+    # two unknown items have identical (all-default) inputs, so identical scores
+    assert unknown["i:never-seen-1"] == pytest.approx(unknown["i:never-seen-2"])
+
+
+def test_unseen_query_text_is_embedded_once_and_cached(ranker, world):
+    pytest.importorskip("embeddings.encoder", reason="embeddings/encoder.py (TextEncoder) has not landed yet")
+    candidates = world.items[:50]
+    before = ranker.query_cache.misses
+    first = ranker.rank("u:1", 0, "  waterproof   hiking boots ", candidates)
+    second = ranker.rank("u:1", "search_a", "waterproof hiking boots", candidates)
+    _assert_ranked(first, candidates)
+    assert ranker.query_cache.misses == before + 1 and ranker.query_cache.hits >= 1
+    assert _scores(first) == _scores(second)
+    known = _scores(ranker.rank("u:1", 0, "red running shoes", candidates))
+    assert known != _scores(first), "the query text does not reach the model"
+
+
+def test_scores_do_not_depend_on_candidate_order(ranker, world):
+    candidates = world.items[:40]
+    forward = _scores(ranker.rank("u:2", 1, None, candidates))
+    backward = _scores(ranker.rank("u:2", 1, None, candidates[::-1]))
+    assert forward == pytest.approx(backward)
+
+
+def test_domain_by_id_name_or_digit_string_is_the_same(ranker, world):
+    candidates = world.items[:20]
+    assert ranker.rank("u:1", 1, None, candidates) == ranker.rank("u:1", "rec_a", None, candidates) \
+        == ranker.rank("u:1", "1", None, candidates)
+
+
+@pytest.mark.parametrize(
+    "user, domain, query, items, message",
+    [
+        ("u:1", 1, None, [], "items is empty"),
+        ("u:1", 1, None, [f"i:{k}" for k in range(1001)], "at most 1000"),
+        ("u:1", 1, None, ["i:1", "i:2", "i:1"], "duplicate candidate ids ['i:1']"),
+        ("u:1", 1, None, ["i:1", 7], "items[1] = 7"),
+        ("u:1", 1, None, "i:1", "must be a list"),
+        (42, 1, None, ["i:1"], "user_id must be a non-empty string"),
+        ("u:1", 9, None, ["i:1"], "unknown domain 9"),
+        ("u:1", "no_such", None, ["i:1"], "unknown domain 'no_such'"),
+        ("u:1", True, None, ["i:1"], "unknown domain True"),
+        ("u:1", "search_a", None, ["i:1"], "search domain"),
+        ("u:1", "search_a", "   ", ["i:1"], "search domain"),
+        ("u:1", "rec_a", "shoes", ["i:1"], "recommendation domain"),
+    ],
+)
+def test_malformed_requests_raise_a_clear_error(ranker, user, domain, query, items, message):
+    with pytest.raises(RankingRequestError) as err:
+        ranker.rank(user, domain, query, items)
+    assert message in str(err.value)
+
+
+def test_reload_serves_a_newly_promoted_model(world):
+    ranker = Ranker(world.paths)
+    candidates = world.items[:30]
+    old_version, old = ranker.model_version, _scores(ranker.rank("u:1", 1, None, candidates))
+    assert ranker.reload() is False
+    registry = ModelRegistry(world.paths.models_dir / "registry")
+    new = registry.register(world.second_checkpoint, name="srf")
+    registry.promote(new.version, ["test: a better model"])
+    try:
+        assert ranker.reload() is True
+        assert ranker.model_version == new.version != old_version
+        version, ranked = ranker.rank_with_version("u:1", 1, None, candidates)
+        assert version == new.version and _scores(ranked) != old
+    finally:
+        registry.promote(old_version, ["test: restore"])
+
+
+def test_missing_promoted_model_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model is promoted"):
+        Ranker(Paths(tmp_path, "empty"))
+
+
+def test_cli_rank_prints_the_ranking_as_json(world, capsys):
+    from serving.cli import main
+
+    root = str(world.paths.root)
+    assert main(["rank", "--var-dir", root, "--dataset", "fx", "--user", "u:1", "--domain", "rec_a",
+                 "--items", "i:1,i:2,i:unknown"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert {i["item_id"] for i in body["items"]} == {"i:1", "i:2", "i:unknown"}
+    assert main(["rank", "--var-dir", root, "--dataset", "fx", "--user", "u:1", "--domain", "9", "--items", "i:1"]) == 2
+    assert "unknown domain 9" in capsys.readouterr().err
+
+
+def test_dict_vocabularies_encode_exactly_like_the_checkpoint(world):
+    from serving.dict_vocabularies import DictVocabularies
+
+    vocab = Scorer.from_checkpoint(world.checkpoint).vocab
+    frame = pd.DataFrame({
+        "domain_id": [0, 1, 1, 0],
+        "user_id": ["u:1", "u:nobody", "u:2", "u:1"],
+        "item_id": [vocab.item.values[0], "i:nope", world.items[7], world.items[3]],
+        "query_id": ["q:1", None, None, "q:unknown"],
+        "cat_item_category": ["cat1", None, np.nan, "cat-unknown"],
+        "cat_user_gender": pd.Series([1, "m", None, "f"], dtype=object),  # a non-string: the original's str()
+        "num_item_ctr_7d": [0.1, np.nan, 0.3, 2.0],
+        "num_user_impr_7d": pd.array([5, None, 7, 8], dtype="Int64"),
+    })
+    expected, got = vocab.encode(frame), DictVocabularies(vocab).encode(frame)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+    assert got["item"][0] > 0 and got["item"][1] == 0, "known item must hit the vocabulary, unknown must be OOV"
