@@ -70,24 +70,45 @@ class SparseEncoder(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """Frozen text vectors -> `MLP([t_q; t_i; t_q * t_i])`: batch -> [B, hidden]; learned vectors replace absent text."""
+    """Frozen text vectors, met by the user: batch -> [B, hidden]; learned vectors replace absent text.
 
-    def __init__(self, spec: FeatureSpec, hidden: int, dropout: float = 0.0):
+    `h_text = MLP([t_q; t_i; t_q * t_i; u * t_i; u * t_q])` with `u = P(e_u)`, a learned linear projection
+    (L0, no bias) of the user's ID embedding into the D-dim text space (*our choice*, the spec's "User-Query-Item
+    encoding from three aspects": each aspect encodes the user). Without the user term the user meets the item
+    text only through the fused sum of aspect vectors, so a user's topic preference cannot be applied to an item
+    whose ID was never trained (cold start); with it, `1 . (u * t_i) = u . t_i` is a user-item-text affinity a
+    single linear unit of the MLP reads off, and it transfers to any item that has text.
+    The user embedding `e_u` is the ID aspect's own table (shared, not duplicated): with `use_id=False` there is
+    no user term and the text aspect is the pure content `[t_q; t_i; t_q * t_i]` (no ID feature anywhere).
+    """
+
+    def __init__(self, spec: FeatureSpec, hidden: int, dropout: float = 0.0, user_dim: int = 0):
         super().__init__()
         d = spec.text_dim
         # Learned "no query" (rec domains) / "no item text" vectors instead of zeros, so absence is a signal
         # of its own rather than a point the projection confuses with a short text.
         self.no_query = nn.Parameter(torch.randn(d) * 0.05)
         self.no_item_text = nn.Parameter(torch.randn(d) * 0.05)
-        self.mlp = MLP(3 * d, [hidden], hidden, dropout)
+        self.user_proj = nn.Linear(user_dim, d, bias=False) if user_dim else None
+        # P's default init gives u entries ~0.03 (e_u has std 0.05) against text entries ~1/sqrt(D): unscaled, the
+        # u * t terms start ~50x smaller than t_i and were not learned (measured: no gain). 4 sqrt(D) puts them at
+        # the magnitude of t_i (*our choice*, picked on pretrain/cold-start valid AUC).
+        self.u_scale = float(d) ** 0.5 * 4.0
+        self.mlp = MLP((5 if user_dim else 3) * d, [hidden], hidden, dropout)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: dict[str, torch.Tensor], user_emb: torch.Tensor | None = None) -> torch.Tensor:
         dtype = self.no_query.dtype
         hq = batch["has_query"].to(dtype).unsqueeze(-1)
         hi = batch["has_item_text"].to(dtype).unsqueeze(-1)
         tq = hq * batch["query_emb"].to(dtype) + (1 - hq) * self.no_query
         ti = hi * batch["item_emb"].to(dtype) + (1 - hi) * self.no_item_text
-        return self.mlp(torch.cat([tq, ti, tq * ti], dim=-1))
+        parts = [tq, ti, tq * ti]
+        if self.user_proj is not None:
+            if user_emb is None:
+                raise ValueError("TextEncoder: built with a user term, so forward needs user_emb [B, user_dim]")
+            u = self.user_proj(user_emb) * self.u_scale
+            parts += [u * ti, u * tq]
+        return self.mlp(torch.cat(parts, dim=-1))
 
 
 class InputEncoder(nn.Module):
@@ -105,7 +126,8 @@ class InputEncoder(nn.Module):
         build = {
             "id": lambda: IdEncoder(spec, hidden, emb_dim, dropout),
             "sparse": lambda: SparseEncoder(spec, hidden, emb_dim, dropout),
-            "text": lambda: TextEncoder(spec, hidden, dropout),
+            # The text aspect meets the user through the ID aspect's user table (see TextEncoder).
+            "text": lambda: TextEncoder(spec, hidden, dropout, user_dim=emb_dim if use["id"] else 0),
         }
         # Switched-off aspects are not built at all: no unused parameters, and they vanish from the fusion.
         self.aspects = nn.ModuleDict({a: build[a]() for a in ASPECTS if use[a]})
@@ -113,4 +135,10 @@ class InputEncoder(nn.Module):
         self.hidden = hidden
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.stack([enc(batch) for enc in self.aspects.values()], dim=1)
+        out = []
+        for name, enc in self.aspects.items():
+            if name == "text" and enc.user_proj is not None:
+                out.append(enc(batch, self.aspects["id"].user(batch["user"])))
+            else:
+                out.append(enc(batch))
+        return torch.stack(out, dim=1)
