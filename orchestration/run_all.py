@@ -20,7 +20,10 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
         settings["source_path"] = args.source_path
     if args.var_dir:
         settings["var_dir"] = args.var_dir
-    return {"resources": {"settings": {"config": settings}}}
+    resources: dict[str, Any] = {"settings": {"config": settings}}
+    if getattr(args, "epochs", 0):
+        resources["trainer"] = {"config": {"epochs": args.epochs, "finetune_epochs": args.epochs}}
+    return {"resources": resources}
 
 
 def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tiny", action="store_true", help="test-sized synthetic data")
     parser.add_argument("--n-impressions", type=int, default=0, help="synthetic size (0 = default)")
+    parser.add_argument("--epochs", type=int, default=0, help="training epochs for every model (0 = the resource default)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

@@ -24,7 +24,9 @@ def test_pipeline_produces_the_report_on_real_data(dataset, folder, tmp_path):
     source = SHARED_DATA / folder
     if not source.is_dir():
         pytest.skip(f"{source} is absent: the real-data tests need ../shared/data beside the repo (CI has it)")
-    args = Namespace(dataset=dataset, source_path=str(source), var_dir=str(tmp_path), seed=7, tiny=False, n_impressions=0)
+    # one epoch keeps CI short; README's numbers come from the default budget (`make run`-style runs)
+    args = Namespace(dataset=dataset, source_path=str(source), var_dir=str(tmp_path), seed=7, tiny=False,
+                     n_impressions=0, epochs=1)
     with instance_for_test() as instance:
         source_result, pipeline = run_pipeline(args, instance)
         assert source_result.success
