@@ -56,33 +56,43 @@ def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
     return source, pipeline
 
 
-def summarize(results) -> tuple[list[str], bool]:
-    """Lines describing what materialized and which checks passed; and whether everything succeeded."""
+GATE = "promotion_gate"
+
+
+def summarize(results) -> tuple[list[str], bool, list[str]]:
+    """Summary lines; whether everything but the promotion decision succeeded; the gate's reasons if it refused."""
     materialized: dict[str, list] = {}
-    checks: list[str] = []
-    ok = True
+    lines_checks: list[str] = []
+    ok, refused = True, []
     for result in results:
         if result is None:
             continue
-        ok &= result.success
+        evaluations = result.get_asset_check_evaluations()
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
             rows = mat.metadata.get("dagster/row_count")
             materialized.setdefault(mat.asset_key.to_user_string(), []).append(rows.value if rows else None)
-        for evaluation in result.get_asset_check_evaluations():
-            ok &= evaluation.passed
-            if not evaluation.passed:
-                checks.append(f"  check FAILED {evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
-        n_checks = len(result.get_asset_check_evaluations())
-        if n_checks:
-            passed = sum(e.passed for e in result.get_asset_check_evaluations())
-            checks.insert(0, f"  checks: {passed}/{n_checks} passed")
+        for evaluation in evaluations:
+            if evaluation.passed:
+                continue
+            if evaluation.check_name == GATE:
+                reasons = evaluation.metadata.get("reasons")
+                refused = list(reasons.value) if reasons else ["refused"]
+            else:
+                ok = False
+                lines_checks.append(f"  check FAILED {evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+        if evaluations:
+            passed = sum(e.passed for e in evaluations)
+            lines_checks.insert(0, f"  checks: {passed}/{len(evaluations)} passed")
+        # A refused promotion stops the run at the gate by design; any other step failure is an error.
+        failed_steps = [e.step_key for e in result.all_events if e.is_step_failure and GATE not in (e.step_key or "")]
+        ok &= not failed_steps
     lines = []
     for key, rows in materialized.items():
         parts = f" ({len(rows)} partitions)" if len(rows) > 1 else ""
         total = sum(r for r in rows if r is not None) if any(r is not None for r in rows) else None
         lines.append(f"  {key:<32}{'' if total is None else f' rows={total}'}{parts}")
-    return lines + checks, ok
+    return lines + lines_checks, ok, refused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     instance = DagsterInstance.get()
     results = run_pipeline(args, instance)
-    lines, ok = summarize(results)
+    lines, ok, refused = summarize(results)
     print("\n=== unisr run summary ===")
     print("\n".join(lines))
+    if refused:
+        print("promotion gate REFUSED the new model (the previously promoted version, if any, keeps serving):")
+        print("\n".join(f"  - {r}" for r in refused))
     print(f"dataset={args.dataset} status={'SUCCESS' if ok else 'FAILED'} wall={time.perf_counter() - started:.1f}s")
     print("Open the Dagster UI with `make ui` to browse materializations, checks and lineage.")
     return 0 if ok else 1
