@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "rank":
         from serving.ranker import Ranker
 
-        ranker = Ranker(Paths(root, args.dataset), args.checkpoint, online=args.online)
+        try:
+            ranker = Ranker(Paths(root, args.dataset), args.checkpoint, online=args.online)
+        except (FileNotFoundError, ValueError) as err:  # nothing promoted, no online store, mismatched widths
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         domain = int(args.domain) if args.domain.isdigit() else args.domain
         try:
             version, ranked = ranker.rank_with_version(args.user, domain, args.query,
