@@ -45,17 +45,22 @@ def ablation_study(
         rows.append({"study": study, "variant": variant, **{k: result.get(k) for k in ("auc", "new_item_auc", "gauc", "pvctr@1")}})
         context.log.info(f"ablation {study}={variant}: AUC {result.get('auc'):.4f}")
 
+    valid_auc = {}
     for freeze in FREEZE_VARIANTS:
         out = run_dir(context, settings, f"ablation_freeze_{freeze}")
         fine = trainer.finetune(context.log, cold_dir, default_pretrained, out, freeze, config.epochs)
+        valid_auc[freeze] = fine["metrics"].get("auc") or 0.0
         record("freeze", freeze, fine["checkpoint"])
-    rows.append({**rows[0], "study": "gating", "variant": "domain (default)"})
-    rows.append({**rows[0], "study": "divergence", "variant": "js (default)"})
-    rows.append({**rows[0], "study": "text", "variant": "with text (default)"})
+    # the default pipeline picks the freeze level by validation AUC ("auto"): compare the other studies to it
+    auto_choice = max((f for f in FREEZE_VARIANTS if f != "scratch"), key=valid_auc.get)
+    default_row = next(r for r in rows if r["variant"] == auto_choice)
+    rows.append({**default_row, "study": "gating", "variant": "domain (default)"})
+    rows.append({**default_row, "study": "divergence", "variant": "js (default)"})
+    rows.append({**default_row, "study": "text", "variant": "with text (default)"})
     for study, variant, change in MODEL_VARIANTS:
         name = f"ablation_{study}_{variant.replace(' ', '_')}"
         pre = trainer.train(context.log, pre_dir, run_dir(context, settings, name + "_pre"), "srf", {**DEFAULT, **change}, config.epochs)
-        fine = trainer.finetune(context.log, cold_dir, pre["checkpoint"], run_dir(context, settings, name), "L0", config.epochs)
+        fine = trainer.finetune(context.log, cold_dir, pre["checkpoint"], run_dir(context, settings, name), "auto", config.epochs)
         record(study, variant, fine["checkpoint"])
 
     table = pd.DataFrame(rows).sort_values(["study", "variant"]).reset_index(drop=True)
