@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.batches import DeviceData, epoch_permutation  # noqa: E402
 from models.registry import build_model  # noqa: E402
 from models.spec import FeatureSpec  # noqa: E402
-from models.train import autocast  # noqa: E402
+from models.train import autocast, configure_precision, make_optimizer, TrainConfig  # noqa: E402
 
 
 def synthetic(rows: int, n_users: int, n_items: int, n_queries: int, n_cat: int, n_num: int, dim: int, seed: int = 0):
@@ -81,39 +82,63 @@ class RowDataset(torch.utils.data.Dataset):
 
 
 class GpuSampler:
-    """Samples GPU utilisation (%) every 0.2 s in a thread: torch.cuda.utilization, else nvidia-smi."""
+    """Mean GPU utilisation (%) while the block runs, sampled in a thread without disturbing the measured loop.
+
+    NVML (torch.cuda.utilization, needs the nvidia-ml-py bindings) every 0.5 s when available; else one long-lived
+    `nvidia-smi --loop-ms 1000` process whose lines are read as they come (no process spawned per sample); else
+    nothing (gpu_util is then null).
+    """
+
+    NVML_PERIOD_S = 0.5
+    SMI_PERIOD_MS = 1000
 
     def __init__(self, device: torch.device):
         self.device, self.samples, self._stop = device, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen | None = None
 
-    def _read(self):
+    def _nvml_available(self) -> bool:
         try:
-            return float(torch.cuda.utilization(self.device))
-        except Exception:  # needs pynvml; fall back to the CLI
-            if not shutil.which("nvidia-smi"):
-                return None
-            idx = self.device.index or 0
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                                  "-i", str(idx)], capture_output=True, text=True, timeout=5)
-            return float(out.stdout.strip().splitlines()[0]) if out.returncode == 0 and out.stdout.strip() else None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.cuda.utilization(self.device)
+            return True
+        except Exception:
+            return False
 
-    def _run(self):
-        while not self._stop.is_set():
-            v = self._read()
-            if v is not None:
-                self.samples.append(v)
-            self._stop.wait(0.2)
+    def _run_nvml(self):
+        while not self._stop.wait(self.NVML_PERIOD_S):
+            self.samples.append(float(torch.cuda.utilization(self.device)))
+
+    def _run_smi(self):
+        for line in self._proc.stdout:
+            try:
+                self.samples.append(float(line.strip()))
+            except ValueError:
+                pass
 
     def __enter__(self):
-        if self.device.type == "cuda":
+        if self.device.type != "cuda":
+            return self
+        if self._nvml_available():
+            self._thread = threading.Thread(target=self._run_nvml, daemon=True)
+        elif shutil.which("nvidia-smi"):
+            self._proc = subprocess.Popen(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                 f"--loop-ms={self.SMI_PERIOD_MS}", "-i", str(self.device.index or 0)],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self._thread = threading.Thread(target=self._run_smi, daemon=True)
+        if self._thread is not None:
             self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     @property
     def mean(self):
@@ -214,12 +239,12 @@ def main(argv=None):
     p.add_argument("--data-steps", type=int, default=50, help="batches timed for batch assembly alone (ref: 1/10)")
     p.add_argument("--ref-workers", type=int, default=0, help="DataLoader workers of the reference loop")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--compile", action="store_true", help="torch.compile our loop's model (the trainer's --compile)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+    configure_precision()  # the trainer's float32 matmul precision (no TF32), so the loop measured is the trainer's
     t = time.perf_counter()
     cols, item_matrix, query_matrix, spec = synthetic(a.rows, a.users, a.items, a.queries, a.cat, a.num, a.text_dim)
     print(f"synthetic data: {a.rows} rows, {time.perf_counter() - t:.1f}s", file=sys.stderr)
@@ -228,14 +253,15 @@ def main(argv=None):
     for name in ("ours", "reference"):
         torch.manual_seed(0)
         model = build_model(a.model, spec, hidden=a.hidden).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        opt = make_optimizer(list(model.parameters()), TrainConfig(lr=1e-3), device)  # fused on CUDA, as in training
         with GpuSampler(device) as gpu:
             if name == "ours":
+                step_model = torch.compile(model) if a.compile else model
                 t = time.perf_counter()
                 data = DeviceData(cols, item_matrix, query_matrix, device)
                 _sync(device)
                 setup_s = time.perf_counter() - t
-                sps = run_ours(model, opt, data, a.batch_size, a.warmup, a.steps, device)
+                sps = run_ours(step_model, opt, data, a.batch_size, a.warmup, a.steps, device)
                 del data
             else:
                 setup_s = 0.0
@@ -253,7 +279,7 @@ def main(argv=None):
     print(f"ratio ours/reference: {ratio:.1f}x", file=sys.stderr)
     print(json.dumps({"bench": "training_loop", "device": a.device,
                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                      "model": a.model, "batch_size": a.batch_size, "rows": a.rows, "text_dim": a.text_dim,
+                      "model": a.model, "batch_size": a.batch_size, "compile": a.compile, "rows": a.rows, "text_dim": a.text_dim,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "ours_samples_per_s": round(results["ours"]["samples_per_s"], 1),
                       "reference_samples_per_s": round(results["reference"]["samples_per_s"], 1),

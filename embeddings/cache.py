@@ -16,9 +16,21 @@ import pyarrow.parquet as pq
 MAX_PARTS = 16
 
 
-def text_key(model_id: str, pooling: str, text: str) -> str:
-    """sha256 hex of (model_id, pooling, text): the identity of one cached vector."""
-    return hashlib.sha256(f"{model_id}\x1f{pooling}\x1f{text}".encode("utf-8", "surrogatepass")).hexdigest()
+def dtype_name(dtype) -> str:
+    """"float32", "bfloat16", ... for a torch dtype or its name ("torch.bfloat16", "bf16" stay as given)."""
+    return str(dtype).removeprefix("torch.")
+
+
+def text_key(model_id: str, pooling: str, text: str, dtype: str = "float32") -> str:
+    """sha256 hex of (model_id, pooling, text, compute dtype): the identity of one cached vector.
+
+    The dtype the encoder ran in is part of it: bf16 vectors (GPU default) differ from float32 ones (CPU default)
+    and must not be served for each other. float32 keeps the key it had before dtypes were keyed, so existing
+    caches stay valid.
+    """
+    dtype = dtype_name(dtype)
+    suffix = "" if dtype == "float32" else f"\x1fdtype={dtype}"
+    return hashlib.sha256(f"{model_id}\x1f{pooling}\x1f{text}{suffix}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def text_hash(text: str) -> str:
@@ -110,7 +122,8 @@ def embed_with_cache(encoder, texts: list[str], cache_dir: str | Path, progress:
     started = time.perf_counter()
     texts = list(texts)
     unique_texts = list(dict.fromkeys(texts))  # duplicates are embedded once
-    keys = [text_key(encoder.model_id, encoder.pooling, t) for t in unique_texts]
+    dtype = dtype_name(getattr(encoder, "dtype", "float32"))  # encoders without a dtype attribute compute in float32
+    keys = [text_key(encoder.model_id, encoder.pooling, t, dtype) for t in unique_texts]
     cache = EmbeddingCache(cache_dir, encoder.model_id)
     found, unique_vectors = cache.lookup(keys, encoder.dim)
     missing = np.flatnonzero(~found)

@@ -192,18 +192,45 @@ class TextEncoder:
         produced: queue.Queue = queue.Queue(maxsize=8)
         done = object()
         failure: list[BaseException] = []
+        stop = threading.Event()  # set by the consumer when it ends, normally or not: the producer then quits
+
+        def put(item) -> bool:
+            """Queue an item unless the consumer has stopped (never blocks forever on a full queue)."""
+            while not stop.is_set():
+                try:
+                    produced.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def produce() -> None:
+            batches = self._batches(texts)
             try:
-                for item in self._batches(texts):
-                    produced.put(item)
+                for item in batches:
+                    if not put(item):
+                        return
             except BaseException as error:  # re-raised in the caller's thread
                 failure.append(error)
             finally:
-                produced.put(done)
+                batches.close()
+                put(done)
 
         producer = threading.Thread(target=produce, name="tokenize", daemon=True)
         producer.start()
+        try:
+            self._consume(produced, done, out, bar)
+        finally:
+            stop.set()          # a failed forward must not leave the producer blocked on the full queue
+            producer.join()
+            if bar is not None:
+                bar.close()
+        if failure:
+            raise failure[0]
+        return out
+
+    def _consume(self, produced: queue.Queue, done: object, out: np.ndarray, bar) -> None:
+        """Run the model on queued batches until `done`, writing the vectors into `out` rows."""
         pending_rows, pending_vectors = [], []
 
         def flush() -> None:
@@ -231,12 +258,6 @@ class TextEncoder:
                 if len(pending_vectors) >= 16:  # one device->host sync per 16 batches, not per batch
                     flush()
             flush()
-        producer.join()
-        if bar is not None:
-            bar.close()
-        if failure:
-            raise failure[0]
-        return out
 
     def close(self) -> None:
         """Stop the tokenizer worker processes (if any)."""

@@ -10,8 +10,13 @@ over rows, so a DDP shard's gradient sums exactly to the single-process gradient
 λ_d defaults to frequency^-1/2, normalised so that the average row weight over the training set is 1.
 
 Resume: `OUT/last.pt` (model, optimiser, RNG states, epoch, position in the epoch's permutation, best-so-far
-state) is written every `checkpoint_every` steps and at every epoch end; rerunning the same command resumes
-from it and, on CPU, reaches bit-identical metrics (the permutation is a pure function of seed and epoch).
+state) is written every `checkpoint_seconds` of wall time (and/or every `checkpoint_every` steps) and at every
+epoch end; rerunning the same command resumes from it and, on CPU, reaches bit-identical metrics (the permutation
+is a pure function of seed and epoch). Checkpoints are snapshotted to host memory and written by a background
+thread, off the training loop.
+
+On CUDA: bf16 autocast for training (evaluation always runs in float32, so CPU and GPU metrics are comparable),
+fused AdamW, and `--compile` (opt-in) for torch.compile of the training forward.
 """
 from __future__ import annotations
 
@@ -40,7 +45,9 @@ from torch import nn
 from models import checkpoint as ckpt_io
 from models import metrics as M
 from models.batches import DeviceData, epoch_permutation, n_batches
-from models.distributed import DistContext, all_reduce_sum, gather_objects, setup, teardown
+from models.checkpoint_writer import BackgroundCheckpointWriter
+from models.distributed import (DeviceUnavailableError, DistContext, all_reduce_sum, broadcast_object, device_info,
+                                gather_objects, resolve_device, setup, sync_running_stats, teardown)
 from models.registry import build_model
 from models.spec import FeatureSpec
 from models.training_data import TrainingFolder, encode_frame, feature_spec
@@ -49,7 +56,13 @@ from models.vocab import Vocabularies
 log = logging.getLogger("models.train")
 
 # Fields that may change between a killed run and its resumption without invalidating last.pt.
-RESUME_FREE = ("max_steps", "resume", "progress", "device", "num_threads", "checkpoint_every", "eval_batch_size")
+RESUME_FREE = ("max_steps", "resume", "progress", "device", "num_threads", "checkpoint_every", "checkpoint_seconds",
+               "eval_batch_size", "compile")
+# Under DDP the ranks agree on a wall-time checkpoint by rank 0's clock, consulted every this many steps.
+CHECKPOINT_POLL_STEPS = 50
+# float32 matmuls stay IEEE float32 (no TF32): the float32 islands (divergences, partitioned norm, evaluation)
+# exist for their precision. benchmarks/bench_training_loop.py applies the same setting.
+FLOAT32_MATMUL_PRECISION = "highest"
 
 
 @dataclass
@@ -65,7 +78,8 @@ class TrainConfig:
     alpha: float = 0.01             # weight of the model's regulariser (reg_loss)
     domain_weights: list[float] | None = None   # λ_d per domain id; None = frequency^-1/2, normalised
     patience: int = 2               # epochs without a better valid AUC before stopping; 0 = never stop early
-    checkpoint_every: int = 200     # steps between last.pt writes (0 = epoch ends only)
+    checkpoint_every: int = 0       # steps between last.pt writes (0 = by wall time / epoch ends only)
+    checkpoint_seconds: float = 300.0   # wall time between last.pt writes (0 = off); written in the background
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda
     num_threads: int = 0            # torch CPU threads; 0 = torch's default
@@ -74,6 +88,7 @@ class TrainConfig:
     eval_batch_size: int = 16384
     resume: bool = True             # resume from OUT/last.pt when it exists
     progress: bool = True           # tqdm bar when stderr is a terminal
+    compile: bool = False           # torch.compile the training forward (pays on GPU for long runs)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -99,10 +114,30 @@ def train_mode(model: nn.Module) -> None:
 
 
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on CPU (fp32 there keeps runs bit-reproducible)."""
+    """Training precision: bf16 autocast on CUDA; nothing on CPU (fp32 there keeps runs bit-reproducible)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def no_autocast(device: torch.device):
+    """Evaluation precision: float32, autocast off even inside an enclosing autocast region."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def configure_precision() -> None:
+    """The trainer's float32 matmul precision (FLOAT32_MATMUL_PRECISION), also used by the training benchmark."""
+    torch.set_float32_matmul_precision(FLOAT32_MATMUL_PRECISION)
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: "TrainConfig", device: torch.device) -> torch.optim.Optimizer:
+    """AdamW; the fused (one-kernel) implementation on CUDA, where the per-parameter loop is launch-bound."""
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+
+
+def scaled_for_batch(batch_size: int, lr: float, factor: int) -> tuple[int, float]:
+    """(batch_size * factor, lr * factor): the linear learning-rate scaling rule for a larger batch."""
+    return int(batch_size) * int(factor), float(lr) * int(factor)
 
 
 @dataclass
@@ -132,7 +167,11 @@ def load_split(folder: TrainingFolder, split: str, vocab: Vocabularies, device: 
 @torch.no_grad()
 def predict(model: nn.Module, data: DeviceData, batch_size: int, ctx: DistContext | None = None
             ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
-    """Probabilities [N] (each rank scores rows rank::world, gathered), and gate-weight sums [K, A] if the model gates."""
+    """Probabilities [N] (each rank scores rows rank::world, gathered), and gate-weight sums [K, A] if the model gates.
+
+    Always float32 with autocast off (also inside an enclosing autocast region): bf16 logits collapse into ties,
+    which changes AUC/PVCTR and would make GPU and CPU metrics incomparable.
+    """
     rank, world = (ctx.rank, ctx.world) if ctx else (0, 1)
     model = getattr(model, "module", model)
     was_training = model.training
@@ -141,7 +180,7 @@ def predict(model: nn.Module, data: DeviceData, batch_size: int, ctx: DistContex
     logits, gate_sum, names = [], None, ()
     for idx in data.ranges(batch_size, rank, world):
         batch = data.batch(idx)
-        with autocast(data.device):
+        with no_autocast(data.device):
             out = model(batch)
         logits.append(out["logit"].float())
         gw = out.get("gate_weights")
@@ -203,8 +242,10 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     device, B, world = ctx.device, cfg.batch_size, ctx.world
+    configure_precision()
+    dev_info = device_info(cfg.device, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(params, cfg, device)
     counts = np.bincount(train_split.domains, minlength=spec.n_domains)
     lam = torch.tensor(domain_loss_weights(counts, cfg.domain_weights), dtype=torch.float32, device=device)
     state = {"epoch": 0, "pos": 0, "step": 0, "best_auc": -math.inf, "best_epoch": -1, "bad": 0, "curve": [],
@@ -231,91 +272,114 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
     ddp_model = model
     if ctx.ddp:
         ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = torch.compile(ddp_model) if cfg.compile else ddp_model
 
     loss_sum = torch.tensor(state["loss_sum"], dtype=torch.float64, device=device)  # this epoch so far, all ranks
+    writer = BackgroundCheckpointWriter()
+    last_save = [time.monotonic()]
 
     def save_last() -> None:
-        # Collectives first (every rank reaches this at the same step), then rank 0 writes.
+        # Collectives first (every rank reaches this at the same step), then rank 0 snapshots; a thread writes.
         ls = all_reduce_sum(loss_sum.clone(), ctx) if ctx.ddp else loss_sum
         rngs = gather_objects(torch.get_rng_state(), ctx)
         cuda_rngs = gather_objects(torch.cuda.get_rng_state(device), ctx) if device.type == "cuda" else []
         if ctx.is_main:
-            ckpt_io.save(last_path, {"fingerprint": _fingerprint(cfg, train_split.data.n), "state_dict": model.state_dict(),
-                                     "optimizer": opt.state_dict(), "rng": rngs, "cuda_rng": cuda_rngs,
-                                     "state": {**state, "loss_sum": float(ls) / (world if ctx.ddp else 1)}})
+            writer.save(last_path, {"fingerprint": _fingerprint(cfg, train_split.data.n), "state_dict": model.state_dict(),
+                                    "optimizer": opt.state_dict(), "rng": rngs, "cuda_rng": cuda_rngs,
+                                    "state": {**state, "loss_sum": float(ls) / (world if ctx.ddp else 1)}})
+        last_save[0] = time.monotonic()
+
+    def checkpoint_due(step: int) -> bool:
+        """Every checkpoint_every steps, or once checkpoint_seconds of wall time passed (rank 0's clock under DDP)."""
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            return True
+        if not cfg.checkpoint_seconds:
+            return False
+        if not ctx.ddp:
+            return time.monotonic() - last_save[0] >= cfg.checkpoint_seconds
+        if step % CHECKPOINT_POLL_STEPS:
+            return False
+        return bool(broadcast_object(time.monotonic() - last_save[0] >= cfg.checkpoint_seconds, ctx))
 
     steps = n_batches(train_split.data.n, B)
     if ctx.is_main:
         log.info("training %s on %s, world %d: %d rows, %d steps/epoch, %d trainable tensors",
                  type(model).__name__, device, world, train_split.data.n, steps, len(params))
     stopped = "epochs"
-    while state["epoch"] < cfg.epochs:
-        if cfg.patience and state["bad"] >= cfg.patience:   # also when resuming a run that already stopped
-            stopped = "early_stop"
-            break
-        epoch = state["epoch"]
-        perm = epoch_permutation(train_split.data.n, cfg.seed, epoch, device)
-        train_mode(model)
-        t0, rows0 = time.perf_counter(), state["rows"] if state["pos"] else 0
-        if state["pos"] == 0:
-            loss_sum.zero_()
-            state["rows"] = 0
-        for s in _progress(range(state["pos"], steps), cfg.progress and ctx.is_main, f"epoch {epoch}"):
-            idx = perm[s * B:(s + 1) * B]
-            local = idx[ctx.rank::world]                     # this rank's shard of the global batch
-            batch = train_split.data.batch(local)
-            with autocast(device):
-                out = ddp_model(batch)
-            bce = F.binary_cross_entropy_with_logits(out["logit"].float(), batch["label"], reduction="none")
-            weighted = (lam[batch["domain"]] * bce).sum()
-            # world / |global batch|: DDP averages gradients over ranks, so this yields Σ_global / B exactly.
-            loss = weighted * (world / len(idx)) + cfg.alpha * out["reg_loss"].float()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += weighted.detach()
-            state["rows"] += len(idx)
-            state["step"] += 1
-            state["pos"] = s + 1
-            if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
-                save_last()
-            if cfg.max_steps and state["step"] >= cfg.max_steps:
-                stopped = "max_steps"
+    try:
+        while state["epoch"] < cfg.epochs:
+            if cfg.patience and state["bad"] >= cfg.patience:   # also when resuming a run that already stopped
+                stopped = "early_stop"
                 break
-        if stopped == "max_steps":
+            epoch = state["epoch"]
+            perm = epoch_permutation(train_split.data.n, cfg.seed, epoch, device)
+            train_mode(model)
+            t0, rows0 = time.perf_counter(), state["rows"] if state["pos"] else 0
+            if state["pos"] == 0:
+                loss_sum.zero_()
+                state["rows"] = 0
+            for s in _progress(range(state["pos"], steps), cfg.progress and ctx.is_main, f"epoch {epoch}"):
+                idx = perm[s * B:(s + 1) * B]
+                local = idx[ctx.rank::world]                     # this rank's shard of the global batch
+                batch = train_split.data.batch(local)
+                with autocast(device):
+                    out = step_model(batch)
+                bce = F.binary_cross_entropy_with_logits(out["logit"].float(), batch["label"], reduction="none")
+                weighted = (lam[batch["domain"]] * bce).sum()
+                # world / |global batch|: DDP averages gradients over ranks, so this yields Σ_global / B exactly.
+                loss = weighted * (world / len(idx)) + cfg.alpha * out["reg_loss"].float()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += weighted.detach()
+                state["rows"] += len(idx)
+                state["step"] += 1
+                state["pos"] = s + 1
+                if checkpoint_due(state["step"]):
+                    save_last()
+                if cfg.max_steps and state["step"] >= cfg.max_steps:
+                    stopped = "max_steps"
+                    break
+            if stopped == "max_steps":
+                save_last()
+                break
+            # ---- epoch end: evaluate on valid (all ranks score a shard; gathered, so all agree on early stopping)
+            seconds = time.perf_counter() - t0
+            total_loss = float(all_reduce_sum(loss_sum.clone(), ctx)) / max(state["rows"], 1)
+            sync_running_stats(model, ctx)   # every rank evaluates (and rank 0 saves) the same normalisation statistics
+            probs, gates, names = predict(model, valid_split.data, cfg.eval_batch_size, ctx)
+            metrics = split_metrics(valid_split, probs)
+            gbd = gate_by_domain(gates, names, valid_split.domains)
+            if gbd:
+                metrics["gate_weights_by_domain"] = gbd
+            record = {"epoch": epoch, "step": state["step"], "train_loss": total_loss, "valid_auc": metrics["auc"],
+                      "valid_logloss": metrics["logloss"], "valid_domain_auc": metrics["domain_auc"],
+                      "samples_per_s": (state["rows"] - rows0) / max(seconds, 1e-9)}
+            state["curve"].append(record)
+            state["epoch"], state["pos"] = epoch + 1, 0
+            auc = metrics["auc"] if not math.isnan(metrics["auc"]) else -math.inf
+            if auc > state["best_auc"] or state["best_epoch"] < 0:
+                state.update(best_auc=auc, best_epoch=epoch, bad=0, best_metrics=metrics)
+                if ctx.is_main:
+                    writer.save(best_path, {**base, "state_dict": model.state_dict(), "metrics": metrics,
+                                            "step": state["step"], "epoch": epoch})
+            else:
+                state["bad"] += 1
             save_last()
-            break
-        # ---- epoch end: evaluate on valid (all ranks score a shard; gathered, so all agree on early stopping)
-        seconds = time.perf_counter() - t0
-        total_loss = float(all_reduce_sum(loss_sum.clone(), ctx)) / max(state["rows"], 1)
-        probs, gates, names = predict(model, valid_split.data, cfg.eval_batch_size, ctx)
-        metrics = split_metrics(valid_split, probs)
-        gbd = gate_by_domain(gates, names, valid_split.domains)
-        if gbd:
-            metrics["gate_weights_by_domain"] = gbd
-        record = {"epoch": epoch, "step": state["step"], "train_loss": total_loss, "valid_auc": metrics["auc"],
-                  "valid_logloss": metrics["logloss"], "valid_domain_auc": metrics["domain_auc"],
-                  "samples_per_s": (state["rows"] - rows0) / max(seconds, 1e-9)}
-        state["curve"].append(record)
-        state["epoch"], state["pos"] = epoch + 1, 0
-        auc = metrics["auc"] if not math.isnan(metrics["auc"]) else -math.inf
-        if auc > state["best_auc"] or state["best_epoch"] < 0:
-            state.update(best_auc=auc, best_epoch=epoch, bad=0, best_metrics=metrics)
             if ctx.is_main:
-                ckpt_io.save(best_path, {**base, "state_dict": model.state_dict(), "metrics": metrics,
-                                         "step": state["step"], "epoch": epoch})
-        else:
-            state["bad"] += 1
-        save_last()
-        if ctx.is_main:
-            dom = " ".join(f"d{d}={a:.4f}" for d, a in metrics["domain_auc"].items())
-            log.info("epoch %d step %d loss %.4f valid auc %.4f [%s] %.0f samples/s", epoch, state["step"],
-                     total_loss, metrics["auc"], dom, record["samples_per_s"])
-            if on_epoch_end is not None:
-                on_epoch_end(dict(record))
+                dom = " ".join(f"d{d}={a:.4f}" for d, a in metrics["domain_auc"].items())
+                log.info("epoch %d step %d loss %.4f valid auc %.4f [%s] %.0f samples/s", epoch, state["step"],
+                         total_loss, metrics["auc"], dom, record["samples_per_s"])
+                if on_epoch_end is not None:
+                    on_epoch_end(dict(record))
+    except BaseException:
+        with contextlib.suppress(Exception):   # the loop's own error is the one to report
+            writer.join()
+        raise
+    writer.join()   # the last write in flight completes (or its error surfaces) before the run ends
 
     result = {"checkpoint": best_path, "metrics": state["best_metrics"], "curve": state["curve"],
-              "step": state["step"], "best_epoch": state["best_epoch"], "stopped": stopped}
+              "step": state["step"], "best_epoch": state["best_epoch"], "stopped": stopped, "device": dev_info}
     if ctx.is_main:
         (out_dir / "metrics.json").write_text(json.dumps(
             {**{k: v for k, v in result.items() if k != "checkpoint"}, "checkpoint": str(best_path),
@@ -379,9 +443,22 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
                                 default=default)
 
 
+def exit_if_device_unavailable(device: str) -> None:
+    """CLI guard: a device this torch/machine cannot use ends the command with one line on stderr and exit code 2."""
+    if not str(device).startswith("cuda"):
+        return
+    try:
+        resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    except DeviceUnavailableError as error:
+        print(f"error: --device {device}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def config_from_args(cls: type, args: argparse.Namespace):
-    """Build the dataclass from parsed flags (see add_config_args)."""
+    """Build the dataclass from parsed flags (see add_config_args); exits (code 2) when --device cannot be used."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name != "model_kwargs"}
+    if "device" in values:
+        exit_if_device_unavailable(values["device"])
     if any(f.name == "model_kwargs" for f in dataclasses.fields(cls)):
         kwargs = {}
         for item in args.model_kwargs:

@@ -1,4 +1,8 @@
-"""Run the models/ trainer from Dagster: in-process (CPU or one GPU) or `torchrun` (DDP), logs into the run log."""
+"""Run the models/ trainer from Dagster: in-process (CPU or one GPU) or `torchrun` (DDP), logs into the run log.
+
+Both launches return the same shape: {"checkpoint": Path, "metrics": the best epoch's metrics + "curve",
+"device": what the run used (and a warning when a GPU was visible but unusable)}.
+"""
 from __future__ import annotations
 
 import json
@@ -34,19 +38,58 @@ def forward_logs(dagster_log):
         logger.setLevel(previous)
 
 
-def _budget(settings, epochs: int, small_data: bool) -> dict:
-    """Epochs, batch size and patience: the cold-start-sized data gets small batches and more epochs."""
-    return {
+#: On CUDA, pretraining-sized runs use this many times the configured (CPU-sized) batch, which leaves a GPU mostly
+#: idle, with the learning rate scaled linearly. Cold-start fine-tuning (small data) keeps its batch: at a few
+#: thousand rows a larger batch would only cut the number of steps. CPU runs are unchanged.
+CUDA_BATCH_SCALE = 8
+
+
+def _uses_cuda(settings) -> bool:
+    import torch
+
+    return str(settings.device).startswith("cuda") or (settings.device == "auto" and torch.cuda.is_available())
+
+
+def _budget(settings, epochs: int, small_data: bool, mode: str) -> dict:
+    """Epochs, batch size, patience (and lr when scaled): the cold-start-sized data gets small batches and more
+    epochs; on CUDA the other runs get CUDA_BATCH_SCALE times the batch and the learning rate."""
+    budget = {
         "epochs": epochs or (settings.finetune_epochs if small_data else settings.epochs),
         "batch_size": settings.finetune_batch_size if small_data else settings.batch_size,
         "patience": settings.patience,
     }
+    if not small_data and _uses_cuda(settings):
+        from models.finetune import FinetuneConfig
+        from models.train import TrainConfig, scaled_for_batch
+
+        base_lr = (TrainConfig if mode == "train" else FinetuneConfig).lr
+        budget["batch_size"], budget["lr"] = scaled_for_batch(budget["batch_size"], base_lr, CUDA_BATCH_SCALE)
+    return budget
+
+
+def check_nproc(settings) -> None:
+    """Clear errors before launching: the device must be usable, and on GPUs one process per visible GPU at most."""
+    from models.distributed import resolve_device
+
+    resolve_device(settings.device)           # DeviceUnavailableError when e.g. "cuda" is asked of a CPU-only torch
+    if settings.nproc_per_node > 1 and _uses_cuda(settings):
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if settings.nproc_per_node > gpus:
+            raise ValueError(f"nproc_per_node={settings.nproc_per_node} but only {gpus} GPU(s) are visible: set "
+                             f"TrainerResource.nproc_per_node to at most {gpus} (one process per GPU)")
 
 
 def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, model, model_kwargs, pretrained,
               freeze) -> list[str]:
     args = ["--data", str(data_dir), "--out", str(out_dir), "--epochs", str(budget["epochs"]),
-            "--batch-size", str(budget["batch_size"]), "--patience", str(budget["patience"]), "--device", settings.device]
+            "--batch-size", str(budget["batch_size"]), "--patience", str(budget["patience"]), "--device", settings.device,
+            "--no-progress"]
+    if "lr" in budget:
+        args += ["--lr", repr(budget["lr"])]
+    if settings.num_threads:
+        args += ["--num-threads", str(settings.num_threads)]
     if mode == "train":
         args += ["--model", model] + [a for k, v in model_kwargs.items() for a in ("--model-arg", f"{k}={v}")]
     else:
@@ -65,19 +108,51 @@ def _torchrun(settings, dagster_log, mode: str, args: list[str]) -> None:
         raise RuntimeError(f"torchrun exited with {proc.returncode}: {' '.join(cmd)}")
 
 
+def _int_keys(value):
+    """JSON turned int dict keys (domain ids) into strings: turn them back, recursively."""
+    if isinstance(value, dict):
+        return {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): _int_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_int_keys(v) for v in value]
+    return value
+
+
+def read_run_result(out_dir: Path) -> dict:
+    """{"checkpoint", "metrics", "device"} from the metrics.json a torchrun-launched trainer wrote (rank 0)."""
+    path = Path(out_dir) / "metrics.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the torchrun-launched trainer finished without writing it")
+    written = _int_keys(json.loads(path.read_text()))
+    metrics = dict(written["metrics"])
+    metrics.setdefault("curve", written.get("curve", []))
+    return {"checkpoint": Path(written["checkpoint"]), "metrics": metrics, "device": written.get("device", {})}
+
+
 def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path, *, model: str = "srf",
                  model_kwargs: dict | None = None, pretrained: Path | None = None, freeze: str = "L0",
                  epochs: int = 0, small_data: bool = False) -> dict:
-    """Train (`mode="train"`) or fine-tune; returns {"checkpoint": Path, "metrics": dict with "curve"}."""
+    """Train (`mode="train"`) or fine-tune; returns {"checkpoint": Path, "metrics": dict with "curve", "device": dict}
+    (the same shape in-process and under torchrun)."""
     model_kwargs = model_kwargs or {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    budget = _budget(settings, epochs, small_data)
+    check_nproc(settings)
+    budget = _budget(settings, epochs, small_data, mode)
     if settings.nproc_per_node > 1:
         _torchrun(settings, dagster_log, mode, _cli_args(mode, data_dir, out_dir, settings, budget, model,
                                                          model_kwargs, pretrained, freeze))
-        metrics = json.loads((out_dir / "metrics.json").read_text())
-        return {"checkpoint": out_dir / "checkpoint.pt", "metrics": metrics}
+        result = read_run_result(out_dir)
+    else:
+        result = _in_process(settings, dagster_log, mode, data_dir, out_dir, budget, model, model_kwargs, pretrained,
+                             freeze)
+    warning = result["device"].get("warning")
+    if warning:
+        dagster_log.warning(warning)
+    return result
+
+
+def _in_process(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path, budget: dict, model: str,
+                model_kwargs: dict, pretrained: Path | None, freeze: str) -> dict:
     common = dict(**budget, device=settings.device, num_threads=settings.num_threads, progress=False)
     with forward_logs(dagster_log):
         if mode == "train":
@@ -90,4 +165,4 @@ def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path
             result = finetune(FinetuneConfig(freeze=freeze, **common), data_dir, pretrained, out_dir)
     metrics = dict(result["metrics"])
     metrics.setdefault("curve", result.get("curve", []))
-    return {"checkpoint": Path(result["checkpoint"]), "metrics": metrics}
+    return {"checkpoint": Path(result["checkpoint"]), "metrics": metrics, "device": result.get("device", {})}

@@ -1,12 +1,24 @@
-"""Divergences between the domains present in a batch (the Domain Adaptive regulariser L_reg)."""
+"""Divergences between the domains present in a batch (the Domain Adaptive regulariser L_reg).
+
+Precision: the maths runs in float32 with autocast switched off locally. Under bf16 autocast a `.float()` cast
+alone is not enough (autocast lowers the following matmuls back to bf16), and bf16 kernel sums put the MMD of
+near domains below its own rounding noise. No host sync: only fixed-shape ops (no boolean-mask indexing, no
+`.item()`), so a training step that uses them never waits for the device.
+"""
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
 
 DIVERGENCES = ("js", "mmd", "none")
+
+
+def full_precision(x: torch.Tensor) -> AbstractContextManager:
+    """Autocast off on x's device: float32 tensors stay float32 through matmuls inside the block."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def _js_from_log(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
@@ -42,12 +54,13 @@ def domain_js(x: torch.Tensor, domain: torch.Tensor, n_domains: int) -> torch.Te
     Averaged (not summed, as the paper's formula reads) over pairs so the scale of alpha does not depend
     on how many domains a batch happens to contain. Computed with batched ops, no host sync.
     """
-    x = x.float()
-    onehot, pairs = _domain_onehot(domain, n_domains, x.dtype)
-    means = onehot.t() @ x / onehot.sum(0).clamp_min(1.0).unsqueeze(-1)                  # [K, H]
-    logp = torch.log_softmax(means, dim=-1)
-    js = _js_from_log(logp[:, None, :], logp[None, :, :])                                # [K, K]
-    return _mean_over_pairs(js, pairs)
+    with full_precision(x):
+        x = x.float()
+        onehot, pairs = _domain_onehot(domain, n_domains, x.dtype)
+        means = onehot.t() @ x / onehot.sum(0).clamp_min(1.0).unsqueeze(-1)              # [K, H]
+        logp = torch.log_softmax(means, dim=-1)
+        js = _js_from_log(logp[:, None, :], logp[None, :, :])                            # [K, K]
+        return _mean_over_pairs(js, pairs)
 
 
 def _gaussian_kernel(z: torch.Tensor) -> torch.Tensor:
@@ -56,9 +69,13 @@ def _gaussian_kernel(z: torch.Tensor) -> torch.Tensor:
     # Squared distances without a sqrt: cdist's sqrt has an infinite slope at the zero diagonal.
     d2 = (sq[:, None] + sq[None, :] - 2.0 * z @ z.t()).clamp_min(0.0)
     n = z.shape[0]
-    off = d2[~torch.eye(n, dtype=torch.bool, device=z.device)]
+    if n < 2:
+        return torch.exp(-d2 / 2.0)
+    # The n(n-1) off-diagonal entries as a view (drop the first element, rows of n+1 hold the diagonal last):
+    # a fixed shape, unlike boolean-mask indexing, whose output size the host must read from the device.
+    off = d2.detach().flatten()[1:].view(n - 1, n + 1)[:, :-1]
     # sigma = median pairwise distance (detached: the bandwidth is a statistic, not something to optimise).
-    sigma2 = off.median().detach().clamp_min(1e-12) if off.numel() else d2.new_tensor(1.0)
+    sigma2 = off.median().clamp_min(1e-12)
     return torch.exp(-d2 / (2.0 * sigma2))
 
 
@@ -68,13 +85,14 @@ def domain_mmd(x: torch.Tensor, domain: torch.Tensor, n_domains: int) -> torch.T
     One kernel matrix over the whole batch (one shared median bandwidth), then per-domain mean kernels
     S = A^T K A with A the row-normalised one-hot, MMD^2_ij = S_ii + S_jj - 2 S_ij. Memory is B^2.
     """
-    x = x.float()
-    onehot, pairs = _domain_onehot(domain, n_domains, x.dtype)
-    a = onehot / onehot.sum(0).clamp_min(1.0)                                             # [B, K]
-    s = a.t() @ _gaussian_kernel(x) @ a                                                   # [K, K]
-    diag = s.diagonal()
-    mmd2 = (diag[:, None] + diag[None, :] - 2.0 * s).clamp_min(0.0)
-    return _mean_over_pairs(mmd2, pairs)
+    with full_precision(x):
+        x = x.float()
+        onehot, pairs = _domain_onehot(domain, n_domains, x.dtype)
+        a = onehot / onehot.sum(0).clamp_min(1.0)                                         # [B, K]
+        s = a.t() @ _gaussian_kernel(x) @ a                                               # [K, K]
+        diag = s.diagonal()
+        mmd2 = (diag[:, None] + diag[None, :] - 2.0 * s).clamp_min(0.0)
+        return _mean_over_pairs(mmd2, pairs)
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,8 @@ class PartitionedNorm(nn.Module):
 
     Statistics are per domain: from the domain's rows of the batch in training (one-hot matmuls, no loop),
     from per-domain running averages in eval; only domains present in the batch update their averages.
+    Under DDP each rank updates its own averages; `models.distributed.sync_running_stats` averages them over
+    ranks (the trainer does so before every evaluation).
     """
 
     def __init__(self, n_domains: int, dim: int, momentum: float = 0.1, eps: float = 1e-5):
@@ -29,23 +31,28 @@ class PartitionedNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(n_domains, dim))
 
     def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        # float32 throughout, autocast off: under bf16 autocast the statistics' matmuls would run in bf16, and
+        # E[x^2] - mean^2 in bf16 loses the variance entirely once |mean| >> std. Output is float32.
+        with torch.autocast(device_type=x.device.type, enabled=False):
             xf = x.float()
-            onehot = F.one_hot(domain, self.n_domains).to(xf.dtype)                  # [B, K]
-            count = onehot.sum(0)
-            denom = count.clamp_min(1.0).unsqueeze(-1)
-            mean = onehot.t() @ xf / denom                                           # [K, D]
-            var = (onehot.t() @ (xf * xf) / denom - mean * mean).clamp_min(0.0)
-            with torch.no_grad():
-                upd = (count > 0).to(xf.dtype).unsqueeze(-1) * self.momentum         # absent domains keep theirs
-                self.running_mean.mul_(1 - upd).add_(upd * mean.detach())
-                self.running_var.mul_(1 - upd).add_(upd * var.detach())
-        else:
-            mean, var = self.running_mean, self.running_var
-        x_norm = (x - mean[domain].to(x.dtype)) * torch.rsqrt(var[domain].to(x.dtype) + self.eps)
-        gamma = self.shared_gamma * self.domain_gamma[domain]
-        beta = self.shared_beta + self.domain_beta[domain]
-        return gamma * x_norm + beta
+            if self.training:
+                onehot = F.one_hot(domain, self.n_domains).to(xf.dtype)              # [B, K]
+                count = onehot.sum(0)
+                denom = count.clamp_min(1.0).unsqueeze(-1)
+                mean = onehot.t() @ xf / denom                                       # [K, D]
+                centred = xf - mean[domain]
+                var = onehot.t() @ (centred * centred) / denom                       # two-pass: no cancellation
+                with torch.no_grad():
+                    upd = (count > 0).to(xf.dtype).unsqueeze(-1) * self.momentum     # absent domains keep theirs
+                    self.running_mean.mul_(1 - upd).add_(upd * mean.detach())
+                    self.running_var.mul_(1 - upd).add_(upd * var.detach())
+            else:
+                centred = xf - self.running_mean.float()[domain]
+                var = self.running_var.float()
+            x_norm = centred * torch.rsqrt(var[domain] + self.eps)
+            gamma = self.shared_gamma * self.domain_gamma[domain]
+            beta = self.shared_beta + self.domain_beta[domain]
+            return gamma.float() * x_norm + beta.float()
 
     def domain_tensors(self) -> list[torch.Tensor]:
         """Tensors whose leading dimension is the domain (re-initialised by init_domain)."""
