@@ -1,7 +1,10 @@
-"""Checkpoints written off the training loop: snapshot to host memory now, `torch.save` in a background thread."""
+"""Checkpoints off the training loop: when (by wall time, or every N steps) and how (snapshot to host memory now,
+`torch.save` in a background thread)."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +53,28 @@ class BackgroundCheckpointWriter:
         if self._error is not None:
             error, self._error = self._error, None
             raise RuntimeError(f"writing a checkpoint failed: {error}") from error
+
+
+class CheckpointSchedule:
+    """`due(step)`: every `every_steps` steps, or once `every_seconds` of wall time passed since the last `saved()`.
+
+    `agree(flag) -> flag` makes ranks agree (rank 0's decision broadcast under DDP); it is consulted only every
+    `poll_steps` steps, so a multi-process run pays one tiny collective per `poll_steps` steps, not per step.
+    """
+
+    def __init__(self, every_steps: int = 0, every_seconds: float = 0.0, poll_steps: int = 1,
+                 agree: Callable[[bool], bool] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.every_steps, self.every_seconds, self.poll_steps = int(every_steps), float(every_seconds), int(poll_steps)
+        self.agree, self.clock = agree, clock
+        self.last = clock()
+
+    def due(self, step: int) -> bool:
+        if self.every_steps and step % self.every_steps == 0:
+            return True
+        if not self.every_seconds or step % self.poll_steps:
+            return False
+        flag = self.clock() - self.last >= self.every_seconds
+        return bool(self.agree(flag)) if self.agree is not None else flag
+
+    def saved(self) -> None:
+        self.last = self.clock()

@@ -45,7 +45,7 @@ from torch import nn
 from models import checkpoint as ckpt_io
 from models import metrics as M
 from models.batches import DeviceData, epoch_permutation, n_batches
-from models.checkpoint_writer import BackgroundCheckpointWriter
+from models.checkpoint_writer import BackgroundCheckpointWriter, CheckpointSchedule
 from models.distributed import (DeviceUnavailableError, DistContext, all_reduce_sum, broadcast_object, device_info,
                                 gather_objects, resolve_device, setup, sync_running_stats, teardown)
 from models.registry import build_model
@@ -276,7 +276,9 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
 
     loss_sum = torch.tensor(state["loss_sum"], dtype=torch.float64, device=device)  # this epoch so far, all ranks
     writer = BackgroundCheckpointWriter()
-    last_save = [time.monotonic()]
+    schedule = CheckpointSchedule(cfg.checkpoint_every, cfg.checkpoint_seconds,
+                                  poll_steps=CHECKPOINT_POLL_STEPS if ctx.ddp else 1,
+                                  agree=(lambda flag: broadcast_object(flag, ctx)) if ctx.ddp else None)
 
     def save_last() -> None:
         # Collectives first (every rank reaches this at the same step), then rank 0 snapshots; a thread writes.
@@ -287,19 +289,7 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
             writer.save(last_path, {"fingerprint": _fingerprint(cfg, train_split.data.n), "state_dict": model.state_dict(),
                                     "optimizer": opt.state_dict(), "rng": rngs, "cuda_rng": cuda_rngs,
                                     "state": {**state, "loss_sum": float(ls) / (world if ctx.ddp else 1)}})
-        last_save[0] = time.monotonic()
-
-    def checkpoint_due(step: int) -> bool:
-        """Every checkpoint_every steps, or once checkpoint_seconds of wall time passed (rank 0's clock under DDP)."""
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            return True
-        if not cfg.checkpoint_seconds:
-            return False
-        if not ctx.ddp:
-            return time.monotonic() - last_save[0] >= cfg.checkpoint_seconds
-        if step % CHECKPOINT_POLL_STEPS:
-            return False
-        return bool(broadcast_object(time.monotonic() - last_save[0] >= cfg.checkpoint_seconds, ctx))
+        schedule.saved()
 
     steps = n_batches(train_split.data.n, B)
     if ctx.is_main:
@@ -335,7 +325,7 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
                 state["rows"] += len(idx)
                 state["step"] += 1
                 state["pos"] = s + 1
-                if checkpoint_due(state["step"]):
+                if schedule.due(state["step"]):
                     save_last()
                 if cfg.max_steps and state["step"] >= cfg.max_steps:
                     stopped = "max_steps"

@@ -114,3 +114,35 @@ def test_random_init_needs_only_config_and_tokenizer(tmp_path):
     second = TextEncoder(tmp_path, device="cpu", random_init=True)
     assert "random-init" in first.model_id
     np.testing.assert_allclose(first.encode(TEXTS[:3]), second.encode(TEXTS[:3]), atol=1e-6)  # seeded
+
+
+def test_a_failed_forward_raises_and_leaves_no_tokenizer_thread_behind():
+    import threading
+
+    # max_length 600 > the model's 512 positions: the forward of the first (long) text fails for real, while the
+    # producer has 30 more batches to queue (queue size 8): it must not stay blocked on the full queue.
+    failing = TextEncoder(device="cpu", batch_size=1, chunk_size=1, max_length=600)
+    texts = [" ".join(["word"] * 700)] + TEXTS + TEXTS
+    with pytest.raises((RuntimeError, IndexError)):
+        failing.encode(texts)
+    assert not [t for t in threading.enumerate() if t.name == "tokenize" and t.is_alive()]
+    np.testing.assert_allclose(np.linalg.norm(failing.encode(TEXTS[:2]), axis=1), 1.0, atol=1e-5)  # still usable
+
+
+def test_cache_keys_include_the_compute_dtype(encoder, tmp_path):
+    import hashlib
+
+    from embeddings.cache import embed_with_cache, text_key
+
+    texts = TEXTS[:3]
+    fp32, first = embed_with_cache(encoder, texts, tmp_path)
+    bf16_encoder = TextEncoder(device="cpu", dtype="bfloat16", batch_size=8)
+    assert bf16_encoder.model_id == encoder.model_id          # same model: only the dtype tells the vectors apart
+    bf16, second = embed_with_cache(bf16_encoder, texts, tmp_path)
+    assert first["embedded"] == 3 and second["embedded"] == 3 and second["cache_hits"] == 0
+    assert np.abs(bf16 - fp32).max() > 1e-4
+    again, third = embed_with_cache(encoder, texts, tmp_path)
+    assert third["cache_hits"] == 3 and np.array_equal(again, fp32)
+    # float32 keeps the key it had before dtypes were keyed: existing caches stay valid
+    assert text_key("m", "mean", "t") == hashlib.sha256("m\x1fmean\x1ft".encode()).hexdigest()
+    assert text_key("m", "mean", "t", "bfloat16") != text_key("m", "mean", "t")

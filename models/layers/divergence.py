@@ -11,7 +11,6 @@ import math
 from contextlib import AbstractContextManager
 
 import torch
-import torch.nn.functional as F
 
 DIVERGENCES = ("js", "mmd", "none")
 
@@ -36,7 +35,8 @@ def js_divergence(p: torch.Tensor, q: torch.Tensor, eps: float = 1e-12) -> torch
 
 def _domain_onehot(domain: torch.Tensor, n_domains: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """domain [B] -> (one-hot [B, K], mask [K, K] of pairs i<j with both domains present in the batch)."""
-    onehot = F.one_hot(domain, n_domains).to(dtype)
+    # a comparison, not F.one_hot: one_hot range-checks its input with a host read (.item()) on some devices
+    onehot = (domain.unsqueeze(-1) == torch.arange(n_domains, device=domain.device)).to(dtype)
     present = onehot.sum(0) > 0
     pairs = torch.triu(present[:, None] & present[None, :], diagonal=1)
     return onehot, pairs

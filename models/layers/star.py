@@ -5,7 +5,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.layers.mlp import gather_domain
@@ -36,7 +35,8 @@ class PartitionedNorm(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             xf = x.float()
             if self.training:
-                onehot = F.one_hot(domain, self.n_domains).to(xf.dtype)              # [B, K]
+                # [B, K]; a comparison, not F.one_hot, which range-checks with a host read on some devices
+                onehot = (domain.unsqueeze(-1) == torch.arange(self.n_domains, device=x.device)).to(xf.dtype)
                 count = onehot.sum(0)
                 denom = count.clamp_min(1.0).unsqueeze(-1)
                 mean = onehot.t() @ xf / denom                                       # [K, D]
