@@ -1,8 +1,16 @@
 # Two commands do all set-up on a fresh machine: `make run` and `make test`.
+# On a GPU host, once: `make install ACCEL=cuda` (the CUDA build of the same pinned torch; README "GPU").
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+ACCEL ?= cpu
+# cpu: the pins of requirements.lock as they are (CPU torch). cuda: the same, then the CUDA build of the same torch
+# version from the PyTorch index (CUDA_TAG picks the CUDA runtime the wheel bundles; the driver must support it).
+TORCH_VERSION := $(shell sed -n 's/^torch==\([0-9.]*\).*/\1/p' requirements.lock)
+CUDA_TAG ?= cu128
+TORCH_CUDA_INDEX ?= https://download.pytorch.org/whl/$(CUDA_TAG)
 STAMP := $(VENV)/.installed
+CUDA_STAMP := $(VENV)/.installed-$(CUDA_TAG)
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -12,13 +20,25 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 
 .PHONY: install run test ui bench clean
 
+ifeq ($(ACCEL),cuda)
+install: $(CUDA_STAMP)
+else ifeq ($(ACCEL),cpu)
 install: $(STAMP)
+else
+$(error ACCEL=$(ACCEL): use ACCEL=cpu (default) or ACCEL=cuda)
+endif
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
 	touch $(STAMP)
+
+## The CUDA build of the pinned torch (torch==$(TORCH_VERSION)+$(CUDA_TAG)) over the CPU one; every other pin unchanged.
+$(CUDA_STAMP): $(STAMP)
+	$(BIN)/pip install --disable-pip-version-check -q --index-url $(TORCH_CUDA_INDEX) "torch==$(TORCH_VERSION)+$(CUDA_TAG)"
+	$(BIN)/python -c "import torch; assert torch.version.cuda, torch.__version__; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'GPU visible:', torch.cuda.is_available())"
+	touch $(CUDA_STAMP)
 
 ## Materialize the whole asset graph on the embedded default (synthetic data, DuckDB, SQLite, local Dagster).
 run: install
