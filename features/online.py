@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +55,19 @@ class _SqliteRows:
     """Raw (feature -> ValueProto bytes) rows straight from Feast's SQLite tables: one SELECT per view, no
     timestamp conversion; one connection per thread because sqlite3 connections are not shareable."""
 
-    def __init__(self, path: str, tables: dict[str, str]):
+    def __init__(self, path: str, tables: dict[str, str], key_cache_entries: int = 1_000_000,
+                 key_cache_bytes: int = 32 << 20):
         if not Path(path).exists():
             raise FileNotFoundError(
                 f"SQLite online store {path} does not exist: apply the feature store and materialize it first"
             )
         self._path, self._tables = path, tables
         self._local = threading.local()
+        # ids repeat across requests, so their serialized keys are cached; bounded by entries and bytes, and
+        # emptied when full (a flood of one-off ids costs a re-serialization of the hot ids, never memory)
         self._keys: dict[tuple[str, str], bytes] = {}
+        self._keys_bytes = 0
+        self.key_cache_entries, self.key_cache_bytes = key_cache_entries, key_cache_bytes
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -73,9 +79,18 @@ class _SqliteRows:
         key = self._keys.get((join_key, value))
         if key is None:
             key = serialize_entity_key(_entity_key(join_key, value), entity_key_serialization_version=3)
-            if len(self._keys) < 1_000_000:  # ids repeat across requests; bound the memory they hold
-                self._keys[(join_key, value)] = key
+            size = sys.getsizeof(value) + sys.getsizeof(key) + 150  # id str + key bytes + tuple and dict slot
+            if len(self._keys) >= self.key_cache_entries or self._keys_bytes + size > self.key_cache_bytes:
+                self._keys = {}
+                self._keys_bytes = 0
+            self._keys[(join_key, value)] = key
+            self._keys_bytes += size
         return key
+
+    @property
+    def key_cache_size(self) -> tuple[int, int]:
+        """(entries, approximate bytes) held by the key cache."""
+        return len(self._keys), self._keys_bytes
 
     def read(self, view: str, join_key: str, ids: Sequence[str]) -> list[dict[str, bytes] | None]:
         keys = [self._key(join_key, i) for i in ids]
@@ -98,14 +113,14 @@ class OnlineFeatureReader:
     SQLite is read with one SELECT per view and embeddings are decoded straight from the protobuf bytes;
     other stores (Redis) go through the store's own `online_read`, skipping Feast's response building."""
 
-    def __init__(self, store: FeatureStore, emb_dim: int | None = None):
+    def __init__(self, store: FeatureStore, emb_dim: int | None = None, key_cache_bytes: int = 32 << 20):
         self._config = store.config
         self._views = {name: store.get_feature_view(name) for name in [*SPARSE_VIEWS, *EMBEDDING_VIEWS]}
         self._columns = feature_columns()
         if isinstance(self._config.online_store, SqliteOnlineStoreConfig):
             versioned = self._config.registry.enable_online_feature_view_versioning
             tables = {name: compute_table_id(self._config.project, fv, versioned) for name, fv in self._views.items()}
-            self._sqlite = _SqliteRows(self._config.online_store.path, tables)
+            self._sqlite = _SqliteRows(self._config.online_store.path, tables, key_cache_bytes=key_cache_bytes)
         else:
             self._sqlite = None
             self._online = store._get_provider().online_store  # the configured store, e.g. redis

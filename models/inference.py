@@ -14,6 +14,10 @@ import torch
 from models import checkpoint as ckpt_io
 
 
+class NonFiniteScoresError(RuntimeError):
+    """The model produced NaN/inf scores: a fault of the served model or its features, never returned as a score."""
+
+
 class Scorer:
     """A checkpoint's model + vocabularies, ready to score sample frames."""
 
@@ -22,10 +26,11 @@ class Scorer:
         self.vocab, self.spec, self.device, self.meta = vocab, spec, torch.device(device), meta or {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Scorer":
-        """Load CKPT (checkpoint.pt written by train/finetune) onto `device`."""
-        ckpt = ckpt_io.load(path)
-        model, spec, vocab = ckpt_io.build_from(ckpt, device)
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", expected_sha256: str | None = None) -> "Scorer":
+        """Load CKPT (checkpoint.pt written by train/finetune) onto `device`, verified (see models.checkpoint.load);
+        `expected_sha256` is the digest the model registry recorded for it."""
+        ckpt = ckpt_io.load(path, expected_sha256=expected_sha256)
+        model, spec, vocab = ckpt_io.build_from(ckpt, device, path)
         return cls(model, vocab, spec, device, ckpt.get("meta"))
 
     def batch(self, frame: pd.DataFrame, item_emb: np.ndarray, query_emb: np.ndarray) -> dict[str, torch.Tensor]:
@@ -53,4 +58,11 @@ class Scorer:
         if len(frame) == 0:
             return np.zeros(0, np.float32)
         out = self.model(self.batch(frame, item_emb, query_emb))
-        return out["logit"].float().sigmoid().cpu().numpy()
+        scores = out["logit"].float().sigmoid().cpu().numpy()
+        finite = np.isfinite(scores)
+        if not finite.all():
+            raise NonFiniteScoresError(
+                f"the model scored {int((~finite).sum())} of {len(scores)} rows NaN/inf (first: row "
+                f"{int(np.flatnonzero(~finite)[0])}); refusing to return them: check the served weights and the "
+                f"numeric features of those rows")
+        return scores

@@ -40,26 +40,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(err: Exception) -> int:
+    """One line on stderr, exit status 2: what was refused and why, no traceback."""
+    print("error: " + " ".join(str(err).splitlines()), file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = args.var_dir or Paths.default().root
     if args.command == "rank":
+        from models.inference import NonFiniteScoresError
+        from serving.limits import ServingLimits
         from serving.ranker import Ranker
 
         try:
-            ranker = Ranker(Paths(root, args.dataset), args.checkpoint, online=args.online)
-        except (FileNotFoundError, ValueError) as err:  # nothing promoted, no online store, mismatched widths
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        domain = int(args.domain) if args.domain.isdigit() else args.domain
+            ranker = Ranker(Paths(root, args.dataset), args.checkpoint, online=args.online,
+                            limits=ServingLimits.from_env())
+        except (FileNotFoundError, ValueError) as err:  # nothing promoted, no online store, a refused checkpoint
+            return _fail(err)
+        domain = int(args.domain) if args.domain.isascii() and args.domain.isdecimal() else args.domain
         try:
             version, ranked = ranker.rank_with_version(args.user, domain, args.query,
                                                        [i for i in args.items.split(",") if i])
-        except RankingRequestError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        except (RankingRequestError, NonFiniteScoresError) as err:
+            return _fail(err)
         print(json.dumps({"model_version": version,
-                          "items": [{"item_id": r.item_id, "score": r.score} for r in ranked]}, indent=2))
+                          "items": [{"item_id": r.item_id, "score": r.score} for r in ranked]}, indent=2,
+                         allow_nan=False))
         return 0
 
     import torch

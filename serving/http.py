@@ -1,18 +1,31 @@
-"""The ranking HTTP API: `create_app(ranker)` -> FastAPI with POST /rank, POST /reload and GET /health."""
+"""The ranking HTTP API: `create_app(ranker)` -> FastAPI with POST /rank, POST /reload and GET /health.
+
+Every malformed request gets a 4xx with a one-line `detail`, never a 500: a body over the size limit 413, anything
+else (bad JSON, wrong types, unknown domain, lone surrogates, too many or too long ids, too long a query) 400.
+`/reload` of a checkpoint that fails verification answers 409 and keeps serving the old model. Responses are strict
+JSON: a NaN/inf can never be sent (the scorer refuses non-finite scores; the encoder refuses NaN).
+"""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from models.checkpoint import CorruptCheckpointError
+from models.inference import NonFiniteScoresError
+from serving.body_limit import BodySizeLimit
+from serving.limits import ServingLimits
 from serving.ranker import Ranker
 from serving.ranking_request import MAX_CANDIDATES, RankingRequestError
 from unisr_data.paths import Paths
 
-# Environment read by `app_from_env` (how `serving.cli serve` configures each uvicorn worker process)
+# Environment read by `app_from_env` (how `serving.cli serve` configures each uvicorn worker process);
+# the request limits are `UNISR_SERVING_<FIELD>` of serving.limits.ServingLimits
 ENV_CHECKPOINT = "UNISR_SERVING_CHECKPOINT"
 ENV_ONLINE = "UNISR_SERVING_ONLINE"  # sqlite | redis (Redis address: $UNISR_REDIS)
 ENV_WARM_UP = "UNISR_SERVING_WARM_UP"  # "0" skips loading the query encoder at startup
@@ -25,7 +38,7 @@ class RankRequest(BaseModel):
     user_id: StrictStr
     domain: StrictInt | StrictStr = Field(description="domain id or name")
     query: StrictStr | None = Field(default=None, description="query text; required in search domains")
-    items: list[StrictStr] = Field(description=f"1..{MAX_CANDIDATES} distinct candidate item ids")
+    items: list[StrictStr] = Field(description=f"1..{MAX_CANDIDATES} distinct candidate item ids (the default limit)")
 
 
 class ScoredItem(BaseModel):
@@ -40,26 +53,53 @@ class RankResponse(BaseModel):
     items: list[ScoredItem]
 
 
-def create_app(ranker: Ranker) -> FastAPI:
-    """The ranking API around one Ranker (shared by all requests; it is thread-safe)."""
-    app = FastAPI(title="unisr ranking", version="1")
+def rank_body(version: str, ranked) -> bytes:
+    """The /rank response as strict JSON: ValueError on a NaN/inf score instead of emitting invalid JSON."""
+    return json.dumps({"model_version": version, "items": [{"item_id": r.item_id, "score": r.score} for r in ranked]},
+                      allow_nan=False).encode()
 
-    # async on purpose: ranking is CPU-bound under the GIL, and Starlette's thread pool added ~2 ms of CPU per
-    # request at 8 concurrent clients (measured); a request holds the loop for its ~5 ms. Scale with --workers.
+
+def _validation_message(err: RequestValidationError) -> str:
+    # field locations and pydantic's messages only: the offending input is never echoed (it may be huge, or hold
+    # a lone surrogate that cannot be encoded into the response)
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {e.get('msg', 'invalid')}")
+    more = len(err.errors()) - len(parts)
+    return "invalid request: " + "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def create_app(ranker: Ranker, limits: ServingLimits | None = None) -> FastAPI:
+    """The ranking API around one Ranker (shared by all requests; it is thread-safe)."""
+    limits = limits or ranker.limits
+    app = FastAPI(title="unisr ranking", version="1")
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(err)}, status_code=400)
+
+    # a plain `def`: FastAPI runs it in its thread pool, so one slow request (1000 candidates, a never-seen query
+    # through the encoder) does not hold the event loop and stall every other connection. Scale with --workers.
     @app.post("/rank", response_model=RankResponse)
-    async def rank(request: RankRequest) -> Response:
+    def rank(request: RankRequest) -> Response:
         try:
             version, ranked = ranker.rank_with_version(request.user_id, request.domain, request.query, request.items)
         except RankingRequestError as err:
             raise HTTPException(status_code=400, detail=str(err)) from err
+        except NonFiniteScoresError as err:
+            raise HTTPException(status_code=500, detail=f"model {ranker.model_version}: {err}") from err
         # serialised directly (response_model only documents the schema): no second validation pass per item
-        return Response(json.dumps({"model_version": version,
-                                    "items": [{"item_id": r.item_id, "score": r.score} for r in ranked]}),
-                        media_type="application/json")
+        return Response(rank_body(version, ranked), media_type="application/json")
 
     @app.post("/reload")
     def reload() -> dict:
-        changed = ranker.reload()
+        try:
+            changed = ranker.reload()
+        except (CorruptCheckpointError, FileNotFoundError) as err:
+            raise HTTPException(status_code=409, detail={"error": str(err), "model_version": ranker.model_version,
+                                                         "kept": True}) from err
         return {"model_version": ranker.model_version, "changed": changed}
 
     @app.get("/health")
@@ -70,10 +110,12 @@ def create_app(ranker: Ranker) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """App for uvicorn's `--factory`: Paths from $UNISR_VAR_DIR/$UNISR_DATASET, optional pinned checkpoint."""
+    """App for uvicorn's `--factory`: Paths from $UNISR_VAR_DIR/$UNISR_DATASET, optional pinned checkpoint, limits
+    from $UNISR_SERVING_<FIELD>."""
     paths = Paths.default(os.environ.get("UNISR_DATASET", "synthetic"))
     checkpoint = os.environ.get(ENV_CHECKPOINT)
-    ranker = Ranker(paths, Path(checkpoint) if checkpoint else None, online=os.environ.get(ENV_ONLINE, "sqlite"))
+    ranker = Ranker(paths, Path(checkpoint) if checkpoint else None, online=os.environ.get(ENV_ONLINE, "sqlite"),
+                    limits=ServingLimits.from_env())
     if os.environ.get(ENV_WARM_UP, "1") != "0":
         ranker.warm_up()
     return create_app(ranker)

@@ -1,6 +1,7 @@
 """Query text -> frozen text vector, through an LRU cache in front of a lazily loaded encoder."""
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,15 +22,22 @@ def default_encoder() -> Encoder:
     return TextEncoder(device="cpu", tokenizer_workers=0)
 
 
+def entry_bytes(text: str, vector: np.ndarray) -> int:
+    """What one cached entry holds: the text object, the vector's buffer and the dict slot (approximate)."""
+    return sys.getsizeof(text) + vector.nbytes + 200
+
+
 class QueryEmbeddingCache:
-    """Thread-safe LRU of query vectors; the encoder is built once, on the first miss (or `warm_up`)."""
+    """Thread-safe LRU of query vectors, bounded by entries and by bytes; the encoder is built once, on the first
+    miss (or `warm_up`)."""
 
     def __init__(self, encoder: Encoder | Callable[[], Encoder] | None = None, dim: int | None = None,
-                 maxsize: int = 50_000):
+                 maxsize: int = 50_000, max_bytes: int = 64 << 20):
         # an encoder object, or a factory so the model is only loaded when a query actually needs it
         self._encoder = encoder if encoder is not None and hasattr(encoder, "encode") else None
         self._factory = None if self._encoder is not None else (encoder or default_encoder)
-        self.dim, self.maxsize = dim, maxsize
+        self.dim, self.maxsize, self.max_bytes = dim, maxsize, max_bytes
+        self.nbytes = 0
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._load_lock = threading.Lock()
@@ -63,7 +71,13 @@ class QueryEmbeddingCache:
         vector.setflags(write=False)
         with self._lock:
             self.misses += 1
-            self._cache[text] = vector
-            if len(self._cache) > self.maxsize:
-                self._cache.popitem(last=False)
+            if text not in self._cache:  # two threads may have encoded the same text: count it once
+                self._cache[text] = vector
+                self.nbytes += entry_bytes(text, vector)
+            while self._cache and (len(self._cache) > self.maxsize or self.nbytes > self.max_bytes):
+                old_text, old_vector = self._cache.popitem(last=False)
+                self.nbytes -= entry_bytes(old_text, old_vector)
         return vector
+
+    def __len__(self) -> int:
+        return len(self._cache)

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from features.definitions import feature_columns
 from features.online import OnlineFeatureReader
 from features.store import feature_store
+from models.checkpoint import CorruptCheckpointError
 from models.inference import Scorer
 from models.model_registry import ModelRegistry, file_digest
 from serving.dict_vocabularies import DictVocabularies
 from serving.known_queries import KnownQueries
+from serving.limits import ServingLimits
 from serving.query_embedding_cache import Encoder, QueryEmbeddingCache
 from serving.ranking_request import (
     DomainCatalog, check_candidates, check_query_for_task, check_user, normalize_query,
@@ -46,35 +49,45 @@ class _ServedModel:
 
 
 class Ranker:
-    """Ranks candidates with a checkpoint (default: the registry's promoted version) over Feast online features."""
+    """Ranks candidates with a checkpoint (default: the registry's promoted version) over Feast online features.
+
+    A checkpoint is refused (models.checkpoint.CorruptCheckpointError, at construction or by `reload`, which then
+    keeps the served model) when its bytes differ from the sha256 recorded for it, it is empty/truncated, holds a
+    non-finite tensor, or was built for another dataset (domain table, features or text width differ)."""
 
     def __init__(self, paths: Paths, checkpoint: Path | None = None, feature_reader: OnlineFeatureReader | None = None,
                  text_encoder: Encoder | None = None, *, online: str = "sqlite", redis_connection: str | None = None,
-                 query_cache_size: int = 50_000):
+                 query_cache_size: int | None = None, limits: ServingLimits | None = None):
         self.paths = paths
+        self.limits = limits or ServingLimits()
         self._pinned = Path(checkpoint) if checkpoint is not None else None
         self._reload_lock = threading.Lock()
         self._model = self._load(*self._resolve_checkpoint())
         self.text_dim = self._model.scorer.spec.text_dim
-        self._reader = feature_reader or _default_reader(paths, online, redis_connection, self.text_dim)
+        self._reader = feature_reader or _default_reader(paths, online, redis_connection, self.text_dim,
+                                                         self.limits.key_cache_bytes)
         if self._reader.emb_dim != self.text_dim:
-            raise ValueError(
-                f"the online store holds {self._reader.emb_dim}-dim text vectors but the checkpoint "
-                f"{self._model.checkpoint} expects {self.text_dim}: serve a model trained on the same embeddings"
+            raise CorruptCheckpointError(
+                self._model.checkpoint, f"it expects {self.text_dim}-dim text vectors but the online store holds "
+                                        f"{self._reader.emb_dim}-dim ones: serve a model trained on the same embeddings"
             )
         self.known_queries = KnownQueries.load(paths.raw_dir / "queries.parquet")
-        self.query_cache = QueryEmbeddingCache(text_encoder, dim=self.text_dim, maxsize=query_cache_size)
+        self.query_cache = QueryEmbeddingCache(text_encoder, dim=self.text_dim,
+                                               maxsize=query_cache_size or self.limits.query_cache_entries,
+                                               max_bytes=self.limits.query_cache_bytes)
 
     @property
     def model_version(self) -> str:
         """The registry version served (or `file:<path>#<sha8>` for a pinned checkpoint)."""
         return self._model.version
 
-    def _resolve_checkpoint(self) -> tuple[str, Path]:
+    def _resolve_checkpoint(self) -> tuple[str, Path, str | None]:
+        """(version, checkpoint file, the sha256 recorded for it by the registry or None for a pinned file)."""
         if self._pinned is not None:
             if not self._pinned.exists():
                 raise FileNotFoundError(f"checkpoint {self._pinned} does not exist")
-            return f"file:{self._pinned}#{file_digest(self._pinned)[:8]}", self._pinned
+            # a pinned file is checked against its own .sha256 sidecar (written with it) by the load
+            return f"file:{self._pinned}#{file_digest(self._pinned)[:8]}", self._pinned, None
         registry = ModelRegistry(self.paths.models_dir / "registry")
         promoted = registry.promoted()
         if promoted is None:
@@ -82,26 +95,34 @@ class Ranker:
                 f"no model is promoted in {registry.root}: run the training pipeline (its promotion gate "
                 f"promotes one), or pass an explicit checkpoint (Ranker(paths, checkpoint=...), --checkpoint)"
             )
-        return promoted.version, Path(promoted.checkpoint)
+        return promoted.version, Path(promoted.checkpoint), promoted.expected_sha256
 
-    def _load(self, version: str, checkpoint: Path) -> _ServedModel:
-        scorer = Scorer.from_checkpoint(checkpoint, device="cpu")
+    def _load(self, version: str, checkpoint: Path, expected_sha256: str | None) -> _ServedModel:
+        scorer = Scorer.from_checkpoint(checkpoint, device="cpu", expected_sha256=expected_sha256)
+        served = set(feature_columns().values())
+        missing = [c for c in [*scorer.vocab.cat_columns, *scorer.vocab.num_columns] if c not in served]
+        if missing:
+            raise CorruptCheckpointError(
+                checkpoint, f"it was trained with features {missing} that the online store does not serve "
+                            f"(features.definitions): serve a checkpoint trained on this feature set")
         scorer.vocab = DictVocabularies(scorer.vocab)
         domains = DomainCatalog.load(self.paths.raw_dir / "domains.parquet", scorer.meta.get("domains", []),
-                                     scorer.spec.n_domains)
+                                     scorer.spec.domain_tasks, checkpoint)
         return _ServedModel(version, checkpoint, scorer, domains)
 
     def reload(self) -> bool:
-        """Serve the newly promoted version (or the re-written pinned file); True if the model changed."""
+        """Serve the newly promoted version (or the re-written pinned file); True if the model changed.
+
+        On any error (CorruptCheckpointError, FileNotFoundError) the served model stays as it was."""
         with self._reload_lock:
-            version, checkpoint = self._resolve_checkpoint()
+            version, checkpoint, expected_sha256 = self._resolve_checkpoint()
             if version == self._model.version:
                 return False
-            model = self._load(version, checkpoint)
+            model = self._load(version, checkpoint, expected_sha256)
             if model.scorer.spec.text_dim != self.text_dim:
-                raise ValueError(
-                    f"{version} expects {model.scorer.spec.text_dim}-dim text vectors, the online store and the "
-                    f"served model use {self.text_dim}: keeping {self._model.version}; restart the server to switch"
+                raise CorruptCheckpointError(
+                    checkpoint, f"{version} expects {model.scorer.spec.text_dim}-dim text vectors, the online store "
+                                f"and the served model use {self.text_dim}: restart the server to switch"
                 )
             self._model = model
             return True
@@ -118,11 +139,11 @@ class Ranker:
     def rank_with_version(self, user_id: str, domain: int | str, query_text: str | None,
                           candidate_item_ids: list[str]) -> tuple[str, list[RankedItem]]:
         """(model version that scored, ranked items): the version is read once, so it matches the scores."""
-        model = self._model
-        user_id = check_user(user_id)
-        items = check_candidates(candidate_item_ids)
+        model, limits = self._model, self.limits
+        user_id = check_user(user_id, limits)
+        items = check_candidates(candidate_item_ids, limits)
         resolved = model.domains.resolve(domain)
-        query = normalize_query(query_text)
+        query = normalize_query(query_text, limits)
         check_query_for_task(resolved, query)
 
         query_id = self.known_queries.id_of(query) if query is not None else None
@@ -137,10 +158,11 @@ class Ranker:
         return model.version, [RankedItem(items[k], float(scores[k])) for k in order]
 
 
-def _default_reader(paths: Paths, online: str, redis_connection: str | None, text_dim: int) -> OnlineFeatureReader:
+def _default_reader(paths: Paths, online: str, redis_connection: str | None, text_dim: int,
+                    key_cache_bytes: int) -> OnlineFeatureReader:
     store = feature_store(paths, online, redis_connection)
     try:
-        return OnlineFeatureReader(store)
+        return OnlineFeatureReader(store, key_cache_bytes=key_cache_bytes)
     except FileNotFoundError:
         # the embedding parquet is not on this serving host: trust the checkpoint's width
-        return OnlineFeatureReader(store, emb_dim=text_dim)
+        return OnlineFeatureReader(store, emb_dim=text_dim, key_cache_bytes=key_cache_bytes)

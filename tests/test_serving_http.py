@@ -15,14 +15,13 @@ from fastapi.testclient import TestClient
 
 from serving import Ranker
 from serving.http import create_app
-from test_serving_ranker import build_world
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("serving_http"))
+def world(served_world):
+    return served_world
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +57,10 @@ def test_health_names_the_served_version_and_reload_keeps_it(client):
         ({"user_id": "u:1", "domain": "nope", "items": ["i:1"]}, 400, "unknown domain 'nope'"),
         ({"user_id": "u:1", "domain": 0, "items": ["i:1"]}, 400, "search domain"),
         ({"user_id": "u:1", "domain": 1, "items": [f"i:{k}" for k in range(1001)]}, 400, "at most 1000"),
-        ({"user_id": "u:1", "domain": 1, "items": ["i:1", 5]}, 422, "string"),
-        ({"user_id": 3, "domain": 1, "items": ["i:1"]}, 422, "user_id"),
-        ({"domain": 1, "items": ["i:1"]}, 422, "user_id"),
-        ({"user_id": "u:1", "domain": 1, "items": ["i:1"], "candidates": []}, 422, "candidates"),
+        ({"user_id": "u:1", "domain": 1, "items": ["i:1", 5]}, 400, "string"),
+        ({"user_id": 3, "domain": 1, "items": ["i:1"]}, 400, "user_id"),
+        ({"domain": 1, "items": ["i:1"]}, 400, "user_id"),
+        ({"user_id": "u:1", "domain": 1, "items": ["i:1"], "candidates": []}, 400, "candidates"),
     ],
 )
 def test_malformed_requests_get_a_clear_4xx(client, payload, status, fragment):

@@ -1,0 +1,12 @@
+"""Fixtures shared by several test modules (session-scoped: each is built once per pytest run)."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def served_world(tmp_path_factory):
+    """A materialized online store and a promoted tiny checkpoint (tests/serving_fixture.py), for serving tests."""
+    from serving_fixture import build_world
+
+    return build_world(tmp_path_factory.mktemp("served_world"))
