@@ -21,12 +21,26 @@ class UnisrSettings(ConfigurableResource):
     var_dir: Optional[str] = None
     #: Share of quarantined rows in any raw table above which the blocking check fails.
     max_quarantine_share: float = 0.05
+    #: Share of rejected rows in any one source file of a real dataset above which the blocking check fails.
+    max_rejected_share: float = 0.01
+    #: Share of items without text above which the blocking check fails; None = the dataset's default
+    #: (unisr_data.sanity.MAX_ITEMS_WITHOUT_TEXT).
+    max_items_without_text_share: Optional[float] = None
+    #: Event times before this ISO date, or later than load time + `max_future_days`, are time_out_of_range.
+    earliest_event_time: str = "1990-01-01"
+    max_future_days: float = 1.0
     #: How much lower than the promoted model's cold-start AUC a candidate may score and still be promoted.
     promotion_tolerance: float = 0.005
 
     @property
     def paths(self) -> Paths:
         return Paths(Path(self.var_dir) if self.var_dir else default_var_dir(), self.dataset)
+
+    def time_window(self):
+        """The plausible event-time window (unisr_data.sanity.EventTimeWindow), evaluated at load time."""
+        from unisr_data.sanity import EventTimeWindow
+
+        return EventTimeWindow.from_settings(self.earliest_event_time, self.max_future_days)
 
 
 class WarehouseResource(ConfigurableResource):

@@ -128,11 +128,14 @@ BAD_ROWS = [
     ("items", 5, "text", b"\xff\xfe caf\xe9", loose("text", pa.binary(), SCHEMAS["items"]), "invalid_utf8"),
     ("domains", 1, "task", "social", None, "bad_value"),
     ("domains", 2, "role", "holdout", None, "bad_value"),
+    ("impressions", 10, "event_time", pd.Timestamp("2099-06-01", tz="UTC"), None, "time_out_of_range"),
+    ("impressions", 11, "event_time", pd.Timestamp("1969-12-31", tz="UTC"), None, "time_out_of_range"),
+    ("items", 6, "created_at", pd.Timestamp("2100-01-01", tz="UTC"), None, "time_out_of_range"),
 ]
 
 
 @pytest.mark.parametrize("table,row,column,value,schema,reason", BAD_ROWS,
-                         ids=[f"{t}-{c}-{r}" for t, _, c, _, _, r in BAD_ROWS])
+                         ids=[f"{t}-{c}-{r}-{n}" for t, n, c, _, _, r in BAD_ROWS])
 def test_bad_row_is_quarantined_with_its_reason(dataset, table, row, column, value, schema, reason):
     path = part(dataset) if table == "impressions" else table_path(dataset / "landing", table)
     if schema is not None and column == "text":
@@ -219,3 +222,18 @@ def test_quarantine_share_exceeded_lists_only_tables_over_threshold(dataset):
     assert share == pytest.approx(10 / report.tables["queries"].landing)
     assert quarantine_share_exceeded(report, share / 2) == {"queries": share}
     assert quarantine_share_exceeded(report, share) == {}
+
+
+def test_time_window_is_configurable(dataset):
+    from datetime import datetime, timezone
+
+    from unisr_data.sanity import EventTimeWindow
+
+    first = pq.read_table(part(dataset), columns=["event_time"]).column(0).to_pandas().min()
+    window = EventTimeWindow(earliest=(first + pd.Timedelta(seconds=1)).to_pydatetime())
+    report = validate(dataset / "landing", dataset / "raw", dataset / "quarantine", time_window=window)
+    assert report.tables["impressions"].by_reason.get("time_out_of_range", 0) >= 1
+    # A load time before the data makes every event "in the future".
+    past = EventTimeWindow(now=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    report = validate(dataset / "landing", dataset / "raw", dataset / "quarantine", time_window=past)
+    assert report.tables["impressions"].by_reason == {"time_out_of_range": report.tables["impressions"].landing}

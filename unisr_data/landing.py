@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from unisr_data.contract import SINGLE_FILE_TABLES, ContractError, table_path
+from unisr_data.sql import sql_string
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 UNDATED = "part-undated.parquet"
@@ -58,7 +59,7 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, params: list, target: Path
     """COPY a query's result to parquet atomically; returns rows written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet)", params)
+    con.execute(f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet)", params)  # COPY TO takes no parameter
     os.replace(tmp, target)
     return con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone()[0]
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from unisr_data.contract import SCHEMAS, TS, ContractError, ImpressionWriter, write_table
+from unisr_data.sanity import TIME_OUT_OF_RANGE, EventTimeWindow, top_reasons
 from unisr_data.source_files import SourceRejects, read_strings, require_file
 
 PREFIX = "mind"
@@ -41,17 +42,22 @@ class MindConfig:
     coldstart_days: float = 1.0
     #: impressions per written part (bounded memory while writing).
     chunk_impressions: int = 1_000_000
+    #: impressions dated outside this window are rejected as time_out_of_range.
+    time_window: EventTimeWindow = field(default_factory=EventTimeWindow)
 
 
 def convert(src_dir: Path, landing_dir: Path, config: MindConfig = MindConfig()) -> dict[str, int]:
     """Write the 5 landing tables from a MIND folder; returns row counts, items_without_text, rejected rows."""
     src_dir, landing_dir = Path(src_dir), Path(landing_dir)
     rejects = SourceRejects()
-    behaviors = _read_behaviors(src_dir, rejects)
+    behaviors = _read_behaviors(src_dir, rejects, config.time_window)
     news = _read_news(src_dir, rejects)
     shown = _explode(behaviors, rejects)
     if shown.num_rows == 0:
-        raise ContractError(f"no usable impressions in {src_dir}/behaviors.tsv (see {landing_dir}/_rejects)")
+        rejects.write(landing_dir)
+        reasons = top_reasons(rejects.summary().get("behaviors.tsv", {}).get("by_reason", {}))
+        raise ContractError(f"no usable impressions in {src_dir}/behaviors.tsv ({reasons}; see "
+                            f"{landing_dir}/_rejects)", file=src_dir / "behaviors.tsv")
 
     # Impressed ids as integer codes, so per-item work never touches Python strings per impression.
     encoded = shown.column("item").combine_chunks().dictionary_encode()
@@ -130,15 +136,27 @@ def convert(src_dir: Path, landing_dir: Path, config: MindConfig = MindConfig())
     }
 
 
-def _read_behaviors(src_dir: Path, rejects: SourceRejects) -> pd.DataFrame:
-    """behaviors.tsv rows with a parsable time and non-empty ids; the rest go to rejects."""
+def _read_behaviors(src_dir: Path, rejects: SourceRejects, window: EventTimeWindow) -> pd.DataFrame:
+    """behaviors.tsv rows with a parsable, plausible time and non-empty, unrepeated ids; the rest go to rejects."""
     path = require_file(src_dir, "behaviors.tsv", "MIND")
     table, lines = read_strings(path, BEHAVIOR_COLUMNS, rejects, header=False, delimiter="\t", quoted=False)
     frame = table.to_pandas()
     frame["line"] = lines
     frame["parsed"] = pd.to_datetime(frame["time"].str.strip(), format=TIME_FORMAT, errors="coerce")
-    for column, reason in (("impression_id", "null_key"), ("user_id", "null_key"), ("parsed", "unparsable_timestamp")):
-        bad = frame[column].isna() | frame[column].astype(str).str.strip().eq("")
+    lo, hi = (pd.Timestamp(t).tz_convert(None) for t in window.bounds())  # MIND times are naive UTC
+
+    def blank(column: str) -> pd.Series:
+        return frame[column].isna() | frame[column].astype(str).str.strip().eq("")
+
+    rules = (
+        ("null_key", lambda: blank("impression_id") | blank("user_id")),
+        ("unparsable_timestamp", lambda: frame["parsed"].isna()),
+        (TIME_OUT_OF_RANGE, lambda: (frame["parsed"] < lo) | (frame["parsed"] > hi)),
+        ("duplicate_row", lambda: frame.duplicated(BEHAVIOR_COLUMNS, keep="first")),
+        ("duplicate_id", lambda: frame["impression_id"].str.strip().duplicated(keep="first")),
+    )
+    for reason, rule in rules:
+        bad = rule().to_numpy(bool)
         for row in frame[bad].itertuples(index=False):  # rejected rows only
             rejects.add(path.name, row.line, reason, "\t".join(str(getattr(row, c)) for c in BEHAVIOR_COLUMNS))
         frame = frame[~bad]
@@ -181,10 +199,18 @@ def _read_news(src_dir: Path, rejects: SourceRejects) -> pd.DataFrame:
     table, lines = read_strings(path, NEWS_COLUMNS, rejects, header=False, delimiter="\t", quoted=False)
     frame = table.select(NEWS_COLUMNS[:5]).to_pandas()
     frame["news_id"] = frame["news_id"].str.strip()
-    blank = frame["news_id"].eq("").to_numpy()
-    for line in lines[blank]:
-        rejects.add(path.name, line, "null_key", "news row without an id")
-    frame = frame[~blank].drop_duplicates("news_id", keep="first")
+    frame["line"] = lines
+    rules = (
+        ("null_key", lambda: frame["news_id"].eq("")),
+        ("duplicate_row", lambda: frame.duplicated(NEWS_COLUMNS[:5], keep="first")),
+        ("duplicate_id", lambda: frame["news_id"].duplicated(keep="first")),
+    )
+    for reason, rule in rules:
+        bad = rule().to_numpy(bool)
+        for row in frame[bad].itertuples(index=False):  # rejected rows only
+            rejects.add(path.name, row.line, reason, "\t".join(str(getattr(row, c)) for c in NEWS_COLUMNS[:5]))
+        frame = frame[~bad]
+    frame = frame.drop(columns="line")
     for column in ("category", "subcategory"):
         frame[column] = frame[column].str.strip().replace("", None)
     return frame

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from unisr_data.contract import TS, ContractError, ImpressionWriter, write_table
 from unisr_data.negative_sampling import page_positions, sample_live_negatives
+from unisr_data.sanity import TIME_OUT_OF_RANGE, EventTimeWindow, top_reasons
 from unisr_data.source_files import SourceRejects, read_strings, require_file
 
 PREFIX = "ml"
@@ -55,6 +56,10 @@ class MovieLensConfig:
     max_ratings: int | None = None
     #: ratings per impression chunk written (bounded memory on ml-25m).
     chunk_ratings: int = 500_000
+    #: the dataset's rating scale (inclusive); other or non-finite ratings are rejected as rating_out_of_range.
+    rating_scale: tuple[float, float] = (0.5, 5.0)
+    #: rating/tag times outside this window are rejected as time_out_of_range (checked on the raw seconds).
+    time_window: EventTimeWindow = field(default_factory=EventTimeWindow)
 
 
 def convert(src_dir: Path, landing_dir: Path, config: MovieLensConfig = MovieLensConfig()) -> dict[str, int]:
@@ -73,12 +78,17 @@ def convert(src_dir: Path, landing_dir: Path, config: MovieLensConfig = MovieLen
     else:
         movies, ratings, tags, users = _read_100k(src_dir, rejects)
         rating_file = "u.data"
+    ratings, tags = _reject_implausible(ratings, tags, config, rejects, rating_file)
     ratings, tags = _drop_unknown_movies(ratings, tags, set(movies["movie"]), rejects, rating_file)
     ratings, tags = ratings.drop(columns="line"), tags.drop(columns="line")  # only needed for reject rows
+    movies = movies.drop(columns="line")
     if config.max_ratings is not None and len(ratings) > config.max_ratings:
         ratings, tags = _subsample_users(ratings, tags, config.max_ratings, config.seed)
     if len(ratings) == 0:
-        raise ContractError(f"no usable ratings in {src_dir}: every row was rejected (see {landing_dir}/_rejects)")
+        rejects.write(landing_dir)
+        reasons = top_reasons(rejects.summary().get(rating_file, {}).get("by_reason", {}))
+        raise ContractError(f"no usable ratings in {src_dir}: every row was rejected ({reasons}; see "
+                            f"{landing_dir}/_rejects)", file=src_dir / rating_file)
 
     # Items: movies with at least one rating or tag; created_at = their first event.
     first_seen = pd.concat([ratings[["movie", "ts"]], tags[["movie", "ts"]]]).groupby("movie")["ts"].min()
@@ -300,7 +310,9 @@ def _numbers(table: pa.Table, lines: np.ndarray, columns: dict[str, str], file: 
         values = pd.to_numeric(pd.Series(table.column(name).to_numpy(zero_copy_only=False)).str.strip(),
                                errors="coerce")
         if kind == "int":
-            bad |= ~(values.notna() & (values == values.round())).to_numpy()
+            # |v| < 2**63 before the int64 cast: a huge value must be a reject, never a wrapped number.
+            fits = values.notna() & (values.astype(float).abs() < 9.2e18)
+            bad |= ~(fits & (values == values.round())).to_numpy()
         else:
             bad |= values.isna().to_numpy()
         out[name] = values
@@ -326,16 +338,16 @@ def _read_latest(src_dir: Path, rejects: SourceRejects):
     nums, keep = _numbers(table, lines, {"movieId": "int"}, path.name, rejects)
     movies = pd.DataFrame({"movie": nums["movieId"].to_numpy(),
                            "title": table.column("title").to_numpy(zero_copy_only=False)[keep],
-                           "genres": table.column("genres").to_numpy(zero_copy_only=False)[keep]})
-    movies = _reject_blank(movies, "title", lines[keep], path.name, rejects)
-    movies = movies.drop_duplicates("movie", keep="first")
+                           "genres": table.column("genres").to_numpy(zero_copy_only=False)[keep],
+                           "line": lines[keep]})
+    movies = _reject_duplicates(_reject_blank(movies, "title", path.name, rejects), ["movie"], path.name, rejects)
     path = require_file(src_dir, "tags.csv", "MovieLens")
     table, lines = read_strings(path, ["userId", "movieId", "tag", "timestamp"], rejects)
     nums, keep = _numbers(table, lines, {"userId": "int", "movieId": "int", "timestamp": "int"}, path.name, rejects)
     tags = pd.DataFrame({"user": nums["userId"].to_numpy(), "movie": nums["movieId"].to_numpy(),
                          "tag": table.column("tag").to_numpy(zero_copy_only=False)[keep],
                          "ts": nums["timestamp"].to_numpy(), "line": lines[keep]})
-    tags = _reject_blank(tags, "tag", lines[keep], path.name, rejects)
+    tags = _reject_blank(tags, "tag", path.name, rejects)
     return movies, ratings, tags, None
 
 
@@ -354,8 +366,9 @@ def _read_100k(src_dir: Path, rejects: SourceRejects):
     genre_names = np.array(ML100K_GENRES, dtype=object)
     genres = ["|".join(genre_names[row]) or "(no genres listed)" for row in flags]  # ~1.7k movies, not ratings
     movies = pd.DataFrame({"movie": nums["movie"].to_numpy(),
-                           "title": table.column("title").to_numpy(zero_copy_only=False)[keep], "genres": genres})
-    movies = _reject_blank(movies, "title", lines[keep], path.name, rejects).drop_duplicates("movie", keep="first")
+                           "title": table.column("title").to_numpy(zero_copy_only=False)[keep], "genres": genres,
+                           "line": lines[keep]})
+    movies = _reject_duplicates(_reject_blank(movies, "title", path.name, rejects), ["movie"], path.name, rejects)
     path = require_file(src_dir, "u.user", "MovieLens ml-100k")
     table, lines = read_strings(path, ["user", "age", "gender", "occupation", "zip"], rejects,
                                 header=False, delimiter="|", quoted=False, encoding="latin-1")
@@ -365,19 +378,58 @@ def _read_100k(src_dir: Path, rejects: SourceRejects):
         "user": nums["user"].to_numpy(), "age_bucket": age_bucket,
         "gender": table.column("gender").to_numpy(zero_copy_only=False)[keep],
         "segment": table.column("occupation").to_numpy(zero_copy_only=False)[keep],
-    }).drop_duplicates("user", keep="first")
+        "line": lines[keep],
+    })
+    users = _reject_duplicates(users, ["user"], path.name, rejects).drop(columns="line")
     tags = pd.DataFrame({"user": pd.Series(dtype=np.int64), "movie": pd.Series(dtype=np.int64),
                          "tag": pd.Series(dtype=object), "ts": pd.Series(dtype=np.int64),
                          "line": pd.Series(dtype=np.int64)})
     return movies, ratings, tags, users
 
 
-def _reject_blank(frame: pd.DataFrame, column: str, lines: np.ndarray, file: str, rejects: SourceRejects):
+def _reject(frame: pd.DataFrame, bad: np.ndarray, reason: str, file: str, rejects: SourceRejects) -> pd.DataFrame:
+    """Rows of `frame` (which has a `line` column) where `bad` holds go to rejects as `reason`; returns the rest."""
+    bad = np.asarray(bad, bool)
+    if not bad.any():
+        return frame
+    columns = [c for c in frame.columns if c != "line"]
+    for row in frame.loc[bad, ["line", *columns]].itertuples(index=False):  # rejected rows only
+        rejects.add(file, row[0], reason, ",".join(str(v) for v in row[1:]))
+    return frame[~bad].reset_index(drop=True)
+
+
+def _reject_blank(frame: pd.DataFrame, column: str, file: str, rejects: SourceRejects):
     """Rows whose `column` is blank cannot be used (a title or tag is the text): reject them as empty_text."""
-    blank = frame[column].astype(str).str.strip().eq("").to_numpy()
-    for line, row in zip(lines[blank], frame[blank].itertuples(index=False)):  # rejected rows only
-        rejects.add(file, line, "empty_text", ",".join(str(v) for v in row))
-    return frame[~blank].reset_index(drop=True)
+    return _reject(frame, frame[column].astype(str).str.strip().eq("").to_numpy(), "empty_text", file, rejects)
+
+
+def _reject_duplicates(frame: pd.DataFrame, key: list[str], file: str, rejects: SourceRejects) -> pd.DataFrame:
+    """Keep the first row per `key`: a later identical row is a duplicate_row, a later different row with the
+    same key a duplicate_id."""
+    columns = [c for c in frame.columns if c != "line"]
+    frame = _reject(frame, frame.duplicated(columns, keep="first").to_numpy(), "duplicate_row", file, rejects)
+    return _reject(frame, frame.duplicated(key, keep="first").to_numpy(), "duplicate_id", file, rejects)
+
+
+def _reject_implausible(ratings, tags, config: MovieLensConfig, rejects: SourceRejects, rating_file: str):
+    """Times outside the window (checked on raw seconds, so nothing overflows later), ratings outside the
+    scale or non-finite, and repeated ratings/tags of one user, movie and time go to rejects."""
+    lo_s, hi_s = config.time_window.bounds_seconds()
+    lo_r, hi_r = config.rating_scale
+    out = []
+    for frame, file in ((ratings, rating_file), (tags, "tags.csv")):
+        ts = frame["ts"].to_numpy(np.int64)
+        frame = _reject(frame, (ts < lo_s) | (ts > hi_s), TIME_OUT_OF_RANGE, file, rejects)
+        if "rating" in frame:
+            rating = frame["rating"].to_numpy(np.float64)
+            in_scale = np.isfinite(rating) & (rating >= lo_r) & (rating <= hi_r)
+            frame = _reject(frame, ~in_scale, "rating_out_of_range", file, rejects)
+            repeated = frame.duplicated(["user", "movie", "ts"], keep="first").to_numpy()
+        else:
+            key = frame["tag"].astype(str).str.strip().str.lower()
+            repeated = frame.assign(_key=key).duplicated(["user", "movie", "ts", "_key"], keep="first").to_numpy()
+        out.append(_reject(frame, repeated, "duplicate_row", file, rejects))
+    return out[0], out[1]
 
 
 def _drop_unknown_movies(ratings, tags, known: set, rejects: SourceRejects, rating_file: str):

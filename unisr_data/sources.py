@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from unisr_data.sanity import EventTimeWindow
+
 SOURCES = ("synthetic", "movielens", "mind")
 
 
@@ -15,8 +17,11 @@ def write_source(
     n_impressions: int | None = None,
     n_days: int | None = None,
     tiny: bool = False,
+    time_window: EventTimeWindow | None = None,
 ) -> dict[str, int]:
-    """Generate (synthetic) or convert (movielens, mind from `source_path`) into `source_dir`; returns row counts."""
+    """Generate (synthetic) or convert (movielens, mind from `source_path`) into `source_dir`; returns row counts.
+
+    Real datasets reject rows dated outside `time_window` (default: 1990-01-01 to load time + 1 day)."""
     if dataset == "synthetic":
         from dataclasses import replace
 
@@ -39,9 +44,10 @@ def write_source(
     if dataset == "movielens":
         from unisr_data.movielens import MovieLensConfig, convert
 
-        return convert(source_path, source_dir, MovieLensConfig(seed=seed))
+        return convert(source_path, source_dir, MovieLensConfig(seed=seed, time_window=time_window or EventTimeWindow()))
     from unisr_data.mind import MindConfig, convert
 
     # MIND spans ~6 days: news first seen in the last 3 days form the cold-start domain, so that it has
     # train, valid and test days (the last day is test, the one before valid).
-    return convert(source_path, source_dir, MindConfig(seed=seed, coldstart_days=3.0))
+    return convert(source_path, source_dir,
+                   MindConfig(seed=seed, coldstart_days=3.0, time_window=time_window or EventTimeWindow()))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -28,9 +29,11 @@ from unisr_data.contract import (
     ContractError,
     table_path,
 )
+from unisr_data.sanity import TIME_OUT_OF_RANGE, EventTimeWindow
+from unisr_data.sql import sql_identifier, sql_string, sql_timestamptz
 
 REASONS = (
-    "null_key", "unparsable_timestamp", "unknown_domain", "unknown_item", "duplicate_impression",
+    "null_key", "unparsable_timestamp", TIME_OUT_OF_RANGE, "unknown_domain", "unknown_item", "duplicate_impression",
     "label_out_of_range", "negative_position", "empty_text", "invalid_utf8", "query_missing_in_search", "bad_value",
 )
 QUARANTINE_META = [("_reason", pa.string()), ("_source_file", pa.string()), ("_row", pa.int64())]
@@ -96,8 +99,7 @@ def _check_columns(files: list[Path], table: str) -> None:
                     file=path, column=column)
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_q = sql_identifier
 
 
 def _typed_expr(column: str, arrow_type: pa.DataType, source_type: str) -> str:
@@ -115,14 +117,18 @@ def _blank(expr: str) -> str:
     return f"({expr} IS NULL OR trim({expr}) = '')"
 
 
-def _reason_rules(table: str) -> list[tuple[str, str]]:
+def _reason_rules(table: str, window: tuple[datetime, datetime]) -> list[tuple[str, str]]:
     """(reason, SQL condition on the `typed` relation) in priority order: the first that holds is the reason.
+
+    `window` is the (earliest, latest) plausible time: an `event_time`/`created_at` outside it is
+    `time_out_of_range`.
 
     Beyond the contract's tokens: a repeated key in domains/users/items/queries is `bad_value` (first kept),
     a null required time (`event_time`, `created_at`) is `null_key`, and a query id in a rec domain, a domain
     with a task/role outside the allowed sets, or a null/out-of-range position is `bad_value`.
     """
     sql_list = lambda values: ", ".join(f"'{v}'" for v in values)  # noqa: E731
+    outside = lambda column: f"({column} < {sql_timestamptz(window[0])} OR {column} > {sql_timestamptz(window[1])})"  # noqa: E731
     if table == "domains":
         return [
             ("null_key", "_raw_null_domain_id"),
@@ -140,6 +146,7 @@ def _reason_rules(table: str) -> list[tuple[str, str]]:
             ("empty_text", "text IS NOT NULL AND trim(text) = ''"),
             ("null_key", "_raw_null_created_at"),
             ("unparsable_timestamp", "created_at IS NULL"),
+            (TIME_OUT_OF_RANGE, outside("created_at")),
         ]
     if table == "queries":
         return [
@@ -153,6 +160,7 @@ def _reason_rules(table: str) -> list[tuple[str, str]]:
                                  + ["_raw_null_event_time", "_raw_null_domain_id"])),
         ("duplicate_impression", "_is_duplicate"),
         ("unparsable_timestamp", "event_time IS NULL"),
+        (TIME_OUT_OF_RANGE, outside("event_time")),
         ("unknown_domain", "_domain_task IS NULL"),
         ("unknown_item", "NOT _item_known"),
         ("query_missing_in_search", f"_domain_task = 'search' AND {_blank('query_id')}"),
@@ -166,14 +174,15 @@ def _reason_rules(table: str) -> list[tuple[str, str]]:
 class _Validator:
     """One validation run: a DuckDB connection that spills to `work_dir`, writing into temp raw/quarantine."""
 
-    def __init__(self, landing_dir: Path, raw_tmp: Path, quarantine_tmp: Path, work_dir: Path):
+    def __init__(self, landing_dir: Path, raw_tmp: Path, quarantine_tmp: Path, work_dir: Path,
+                 window: tuple[datetime, datetime]):
         self.landing_dir = landing_dir
         self.raw_tmp = raw_tmp
         self.quarantine_tmp = quarantine_tmp
+        self.window = window
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
-        spill = str(work_dir).replace("'", "''")
-        self.con.execute(f"SET temp_directory = '{spill}'")
+        self.con.execute(f"SET temp_directory = {sql_string(work_dir)}")
         self.con.execute("SET memory_limit = '512MB'")  # DuckDB spills beyond this, so 10M+ rows stay bounded
         self.con.execute("SET preserve_insertion_order = true")
 
@@ -203,9 +212,8 @@ class _Validator:
         else:
             extra.append(f"row_number() OVER (PARTITION BY {typed_key} ORDER BY s.file_row_number) AS _dup_rank")
         cols = ", ".join(typed + raw_null + extra)
-        literal = "'" + str(path).replace("'", "''") + "'"
-        source = f"read_parquet({literal}, filename = true, file_row_number = true)"
-        reason = " ".join(f"WHEN {cond} THEN '{r}'" for r, cond in _reason_rules(table))
+        source = f"read_parquet({sql_string(path)}, filename = true, file_row_number = true)"
+        reason = " ".join(f"WHEN {cond} THEN '{r}'" for r, cond in _reason_rules(table, self.window))
         return (f"WITH typed AS (SELECT s.file_row_number AS _row, {cols} FROM {source} s{joins}) "
                 f"SELECT _row, {', '.join(_q(c) for c in schema.names)}, CASE {reason} END AS _reason FROM typed")
 
@@ -220,12 +228,11 @@ class _Validator:
         pq.write_table(clean.cast(schema), clean_out)
         source_file = path.relative_to(self.landing_dir).as_posix()
         # Bad rows are usually few: re-read only those from the source to keep their original values as text.
-        literal = "'" + str(path).replace("'", "''") + "'"
         bad = self.con.execute(
             f"SELECT {', '.join(f'CAST(s.{_q(c)} AS VARCHAR) AS {_q(c)}' for c in schema.names)}, j._reason, "
             f"? AS _source_file, CAST(j._row AS BIGINT) AS _row "
             f"FROM (SELECT _row, _reason FROM judged WHERE _reason IS NOT NULL) j "
-            f"JOIN read_parquet({literal}, file_row_number = true) s ON s.file_row_number = j._row ORDER BY j._row",
+            f"JOIN read_parquet({sql_string(path)}, file_row_number = true) s ON s.file_row_number = j._row ORDER BY j._row",
             [source_file],
         ).fetch_arrow_table()
         if bad.num_rows:
@@ -294,9 +301,15 @@ def _swap_in(tmp: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
-def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path) -> ValidationReport:
-    """Validate all landing tables into `raw_dir` (clean, contract schema) and `quarantine_dir` (bad rows)."""
+def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path,
+             time_window: EventTimeWindow | None = None) -> ValidationReport:
+    """Validate all landing tables into `raw_dir` (clean, contract schema) and `quarantine_dir` (bad rows).
+
+    Impression and item times outside `time_window` (default 1990-01-01 to now + 1 day) are quarantined as
+    `time_out_of_range`.
+    """
     landing_dir, raw_dir, quarantine_dir = Path(landing_dir), Path(raw_dir), Path(quarantine_dir)
+    window = (time_window or EventTimeWindow()).bounds()
     # Fail fast on missing files/columns before any work.
     for table in TABLES:
         _check_columns(_source_files(landing_dir, table), table)
@@ -306,7 +319,7 @@ def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path) -> Validati
     for folder in (raw_tmp, quarantine_tmp, work_dir):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    validator = _Validator(landing_dir, raw_tmp, quarantine_tmp, work_dir)
+    validator = _Validator(landing_dir, raw_tmp, quarantine_tmp, work_dir, window)
     try:
         # Order matters: impressions are checked against the clean domains and items.
         reports = {table: validator.validate_table(table) for table in ("domains", "users", "items", "queries", "impressions")}

@@ -52,6 +52,7 @@ def source_data(context: AssetExecutionContext, config: SourceConfig, settings: 
         n_impressions=config.n_impressions or None,
         n_days=config.n_days or None,
         tiny=config.tiny,
+        time_window=settings.time_window(),
     )
     days = source_days(paths.source_dir)
     new_days = [d for d in days if not context.instance.has_dynamic_partition(impression_days.name, d)]
@@ -104,7 +105,7 @@ def raw_tables(context: AssetExecutionContext, settings: UnisrSettings):
     from unisr_data.validation import validate
 
     paths = settings.paths
-    report = validate(paths.landing_dir, paths.raw_dir, paths.quarantine_dir)
+    report = validate(paths.landing_dir, paths.raw_dir, paths.quarantine_dir, time_window=settings.time_window())
     summary = report.to_dict()
     for table, key in RAW_KEYS.items():
         stats = summary["tables"][table]
