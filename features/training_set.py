@@ -23,8 +23,9 @@ SPLITS = {
         "test": "samples_coldstart_test",
     },
 }
-SAMPLE_COLUMNS = ["domain_id", "user_id", "item_id", "query_id", "request_id", "label", "event_timestamp",
-                  "is_new_item"]
+# impression_id identifies a row (evaluation joins on it); it is never a model input.
+SAMPLE_COLUMNS = ["impression_id", "domain_id", "user_id", "item_id", "query_id", "request_id", "label",
+                  "event_timestamp", "is_new_item"]
 _ROW = "_sample_row"  # carried through Feast so output order and count can be checked against the input
 
 
@@ -89,12 +90,20 @@ def _to_training_table(joined: pd.DataFrame) -> pa.Table:
 def _training_schema() -> pa.Schema:
     # fixed types, so an empty split or an all-null column (query_id of a rec domain) keeps the contract's types
     samples = [
-        ("domain_id", pa.int32()), ("user_id", pa.string()), ("item_id", pa.string()), ("query_id", pa.string()),
+        ("impression_id", pa.string()), ("domain_id", pa.int32()), ("user_id", pa.string()), ("item_id", pa.string()), ("query_id", pa.string()),
         ("request_id", pa.string()), ("label", pa.int8()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
         ("is_new_item", pa.bool_()),
     ]
     features = [(c, pa.string() if c.startswith("cat_") else pa.float64()) for c in feature_columns().values()]
     return pa.schema(samples + features)
+
+
+def split_label_counts(path: Path) -> tuple[int, int]:
+    """(rows, clicks) of a training-folder split file; (0, 0) when it does not exist. Counts in int64."""
+    if not Path(path).exists():
+        return 0, 0
+    labels = pq.read_table(path, columns=["label"]).column("label").to_numpy(zero_copy_only=False)
+    return int(len(labels)), int(np.count_nonzero(labels))
 
 
 def _copy_embeddings(paths: Paths, out_dir: Path) -> tuple[int, str]:

@@ -11,16 +11,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 from models import checkpoint as ckpt_io
 from models.distributed import resolve_device
-from models.train import gate_by_domain, load_split, predict, split_metrics
+from models.train import Split, gate_by_domain, load_split, predict, split_metrics
 from models.training_data import TrainingFolder
 
 
-def evaluate(checkpoint: str | Path, data_dir: str | Path, split: str = "test", device: str = "auto",
-             batch_size: int = 16384) -> dict[str, Any]:
-    """Metrics of CKPT on DIR/{split}.parquet (ids unseen by the checkpoint's vocabularies count as OOV)."""
+def score(checkpoint: str | Path, data_dir: str | Path, split: str = "test", device: str = "auto",
+          batch_size: int = 16384) -> tuple[np.ndarray, Split, dict]:
+    """Click probabilities of CKPT for the rows of DIR/{split}.parquet (in file order), the encoded split and
+    the mean aspect-gate weights by domain (empty unless the model gates)."""
     dev = resolve_device(device)
     model, spec, vocab = ckpt_io.build_from(ckpt_io.load(checkpoint), dev)
     folder = TrainingFolder.open(data_dir)
@@ -28,8 +30,14 @@ def evaluate(checkpoint: str | Path, data_dir: str | Path, split: str = "test", 
         raise ValueError(f"{data_dir}: text embeddings have D={folder.text_dim}, {checkpoint} expects {spec.text_dim}")
     data = load_split(folder, split, vocab, dev)
     probs, gates, names = predict(model, data.data, batch_size)
+    return probs, data, gate_by_domain(gates, names, data.domains)
+
+
+def evaluate(checkpoint: str | Path, data_dir: str | Path, split: str = "test", device: str = "auto",
+             batch_size: int = 16384) -> dict[str, Any]:
+    """Metrics of CKPT on DIR/{split}.parquet (ids unseen by the checkpoint's vocabularies count as OOV)."""
+    probs, data, gbd = score(checkpoint, data_dir, split, device, batch_size)
     out = split_metrics(data, probs)
-    gbd = gate_by_domain(gates, names, data.domains)
     if gbd:
         out["gate_weights_by_domain"] = gbd
     out["split"] = split

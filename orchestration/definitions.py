@@ -7,10 +7,10 @@ from pathlib import Path
 from dagster import Definitions, load_assets_from_modules
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import ablations, embeddings, evaluation, features, ingest, training, warehouse
+from orchestration.assets import ablations, benchmark, embeddings, evaluation, features, ingest, training, warehouse
 from orchestration.checks.ingest import raw_checks
 from orchestration.checks.warehouse import mart_checks
-from orchestration.jobs import ablations_job, pipeline_job, source_job
+from orchestration.jobs import ablations_job, benchmark_job, pipeline_job, source_job
 from orchestration.resources import (
     FeastResource,
     TextEncoderResource,
@@ -21,9 +21,9 @@ from orchestration.resources import (
 from orchestration.schedules import daily_retrain
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations]),
+    assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations, benchmark]),
     asset_checks=[*raw_checks, *mart_checks(), features.splits_trainable, evaluation.promotion_gate],
-    jobs=[source_job, pipeline_job, ablations_job],
+    jobs=[source_job, pipeline_job, ablations_job, benchmark_job],
     schedules=[daily_retrain],
     resources={
         "settings": UnisrSettings(),

@@ -29,8 +29,12 @@ class UnisrSettings(ConfigurableResource):
     #: Event times before this ISO date, or later than load time + `max_future_days`, are time_out_of_range.
     earliest_event_time: str = "1990-01-01"
     max_future_days: float = 1.0
-    #: How much lower than the promoted model's cold-start AUC a candidate may score and still be promoted.
-    promotion_tolerance: float = 0.005
+    #: A challenger replaces the champion only when the lower bound of the paired 95 % CI of
+    #: (challenger − champion) validation AUC is above this (0 = significantly better).
+    promotion_tolerance: float = 0.0
+    #: `splits_trainable` fails a training split with fewer rows or clicks than these.
+    min_split_rows: int = 50
+    min_split_clicks: int = 5
 
     @property
     def paths(self) -> Paths:
@@ -108,6 +112,8 @@ class TrainerResource(ConfigurableResource):
     finetune_batch_size: int = 256
     patience: int = 2
     num_threads: int = 0
+    #: Seed of initialisation and batch order (the seed benchmark trains with several).
+    seed: int = 0
 
     def train(self, log, data_dir: Path, out_dir: Path, model: str, model_kwargs: dict, epochs: int = 0,
               small_data: bool = False) -> dict:

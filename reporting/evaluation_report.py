@@ -16,23 +16,6 @@ PVCTR_NOTE = (
 )
 
 
-def relative_lift(value: float, reference: float) -> float:
-    """(value − reference) / reference; NaN when the reference is 0 or missing."""
-    if reference is None or pd.isna(reference) or reference == 0:
-        return float("nan")
-    return (value - reference) / reference
-
-
-def add_lifts(table: pd.DataFrame, model: str, metrics: tuple[str, ...] = ("pvctr@1", "pvctr@3")) -> pd.DataFrame:
-    """Add columns `<metric> lift of <model>`: its relative lift over each row's model."""
-    table = table.copy()
-    ours = table.set_index("model").loc[model]
-    for metric in metrics:
-        if metric in table:
-            table[f"{metric} lift of {model}"] = [relative_lift(ours[metric], v) for v in table[metric]]
-    return table
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "" if pd.isna(value) else f"{value:.4f}"
@@ -76,8 +59,25 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px so
 th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}tr.ours{background:#eef7ee;font-weight:600}
 .headline{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:8px;padding:.8em 1.2em;min-width:180px}
 .card .v{font-size:1.6em;font-weight:700}.note{color:#555;font-size:.9em}img{max-width:100%;margin:.5em 0}
-.pass{color:#1a7f37}.fail{color:#cf222e}code{background:#f4f6f8;padding:0 .3em}
+.pass{color:#1a7f37}.fail{color:#cf222e}.kept{color:#555}code{background:#f4f6f8;padding:0 .3em}
 """
+
+
+CI_NOTE = (
+    "Every interval is a 95 % percentile interval from a bootstrap that resamples page views (the impressions of "
+    "one page are correlated, so rows are not resampled one by one). Differences between two models are paired: "
+    "both are scored on the same resamples; a difference is significant when its interval excludes 0."
+)
+SELECTION_NOTE = (
+    "Selection uses the validation split only: freeze level and epochs (early stopping) per model, the best "
+    "baseline, and the promoted model. The test split is reported, never used to choose."
+)
+
+
+def _section_md(title: str, table: pd.DataFrame | None, intro: str = "") -> list[str]:
+    if table is None or not len(table):
+        return []
+    return [f"## {title}", ""] + ([intro, ""] if intro else []) + [markdown_table(table), ""]
 
 
 def write_evaluation_report(
@@ -85,8 +85,7 @@ def write_evaluation_report(
     *,
     title: str,
     ours: str,
-    coldstart: pd.DataFrame,
-    pretrain: pd.DataFrame | None = None,
+    sections: list[tuple[str, pd.DataFrame, str]],
     headline: dict[str, str] | None = None,
     plots: dict[str, Path] | None = None,
     lineage: dict[str, Any] | None = None,
@@ -95,22 +94,23 @@ def write_evaluation_report(
 ) -> dict[str, Path]:
     """Write `report.md` and `report.html` into `out_dir`; returns their paths.
 
-    `coldstart`: one row per model (column `model` + metric columns) on the cold-start test split;
-    `pretrain`: rows (model, domain, metrics…) on the pretrain domains' validation split.
+    `sections`: (title, table, intro) in display order — one row per model (column `model`) or per domain.
+    `decision`: {"serving", "promote", "reasons"} from the champion / challenger gate.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plots or {}
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    all_notes = [PVCTR_NOTE, CI_NOTE, SELECTION_NOTE, *(notes or [])]
     md = [f"# {title}", "", f"_Generated {generated}. Model under test: **{ours}**._", ""]
     if headline:
         md += [" · ".join(f"**{k}**: {v}" for k, v in headline.items()), ""]
-    md += ["## Cold-start domain (test split)", "", markdown_table(coldstart), ""]
-    if pretrain is not None and len(pretrain):
-        md += ["## Pretrain domains (validation split)", "", markdown_table(pretrain), ""]
     if decision:
-        md += ["## Promotion gate", "", f"Promoted: **{decision.get('promote')}**", ""]
+        md += ["## Which model serves, and why", "", f"Serving: **{decision.get('serving')}** "
+               f"({'newly promoted' if decision.get('promote') else 'kept'})", ""]
         md += [f"- {r}" for r in decision.get("reasons", [])] + [""]
-    md += ["## Notes", "", f"- {PVCTR_NOTE}"] + [f"- {n}" for n in notes or []] + [""]
+    for name, table, intro in sections:
+        md += _section_md(name, table, intro)
+    md += ["## Notes", ""] + [f"- {n}" for n in all_notes] + [""]
     if plots:
         md += ["## Plots", ""] + [f"![{name}]({Path(p).name})" for name, p in plots.items()] + [""]
     if lineage:
@@ -126,22 +126,22 @@ def write_evaluation_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1><p class='note'>Generated {generated}. Model under test: <b>{html.escape(ours)}</b>.</p>",
         f"<div class='headline'>{cards}</div>",
-        "<h2>Cold-start domain (test split)</h2>",
-        _html_table(coldstart, ours),
     ]
-    if pretrain is not None and len(pretrain):
-        parts += ["<h2>Pretrain domains (validation split)</h2>", _html_table(pretrain, ours)]
-    if plots:
-        parts += ["<h2>Plots</h2>"] + [_img(p) for p in plots.values()]
     if decision:
-        status = "pass" if decision.get("promote") else "fail"
+        status = "pass" if decision.get("promote") else "kept"
         parts += [
-            "<h2>Promotion gate</h2>",
-            f"<p class='{status}'><b>{'Promoted' if decision.get('promote') else 'Not promoted'}</b></p>",
+            "<h2>Which model serves, and why</h2>",
+            f"<p class='{status}'><b>Serving {html.escape(str(decision.get('serving')))}</b> "
+            f"({'newly promoted' if decision.get('promote') else 'kept'})</p>",
             "<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in decision.get("reasons", [])) + "</ul>",
         ]
-    parts += ["<h2>Notes</h2><ul>", f"<li>{html.escape(PVCTR_NOTE).replace('**', '')}</li>"]
-    parts += [f"<li>{html.escape(n)}</li>" for n in notes or []] + ["</ul>"]
+    for name, table, intro in sections:
+        if table is not None and len(table):
+            parts += [f"<h2>{html.escape(name)}</h2>"] + ([f"<p class='note'>{html.escape(intro)}</p>"] if intro else [])
+            parts.append(_html_table(table, ours))
+    if plots:
+        parts += ["<h2>Plots</h2>"] + [_img(p) for p in plots.values()]
+    parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n).replace('**', '')}</li>" for n in all_notes] + ["</ul>"]
     if lineage:
         parts += ["<h2>Lineage</h2><ul>"]
         parts += [f"<li><b>{html.escape(k)}</b>: <code>{html.escape(str(v))}</code></li>" for k, v in lineage.items()]

@@ -19,19 +19,30 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def auc_by_model_and_domain(results: pd.DataFrame, path: Path, metric: str = "auc") -> Path:
-    """Grouped bars: `metric` per domain (x) for each model (bars). `results` has columns model, domain, metric."""
-    table = results.pivot_table(index="domain", columns="model", values=metric, aggfunc="first")
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(table.index) * max(1, len(table.columns)) / 3), 4))
+def auc_by_model_and_domain(results: pd.DataFrame, path: Path, metric: str = "auc", title: str | None = None) -> Path:
+    """Grouped bars: `metric` per domain (x) for each model (bars), with 95 % CI error bars when `results` has
+    `lo`/`hi` columns. `results` has columns model, domain, metric[, lo, hi]."""
+    table = results.pivot_table(index="domain", columns="model", values=metric, aggfunc="first", sort=False)
+    has_ci = {"lo", "hi"} <= set(results.columns)
+    if has_ci:
+        lows = results.pivot_table(index="domain", columns="model", values="lo", aggfunc="first", sort=False)
+        highs = results.pivot_table(index="domain", columns="model", values="hi", aggfunc="first", sort=False)
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(table.index) * max(1, len(table.columns)) / 3), 4.2))
     width = 0.8 / max(1, len(table.columns))
     x = np.arange(len(table.index))
     for i, model in enumerate(table.columns):
-        ax.bar(x + i * width - 0.4 + width / 2, table[model].to_numpy(), width, label=model)
-    lo = np.nanmin(table.to_numpy()) if table.size else 0.5
+        values = table[model].to_numpy(dtype=float)
+        yerr = None
+        if has_ci:
+            yerr = np.vstack([values - lows[model].to_numpy(dtype=float), highs[model].to_numpy(dtype=float) - values])
+            yerr = np.nan_to_num(np.clip(yerr, 0, None))
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=model, yerr=yerr, capsize=2,
+               error_kw={"elinewidth": 0.8})
+    lo = np.nanmin((lows if has_ci else table).to_numpy(dtype=float)) if table.size else 0.5
     ax.set_ylim(max(0.0, min(0.5, lo - 0.02)), 1.0)
     ax.set_xticks(x, table.index, rotation=20, ha="right")
     ax.set_ylabel(metric.upper())
-    ax.set_title(f"{metric.upper()} by model and domain")
+    ax.set_title(title or f"{metric.upper()} by model and domain" + (" (95 % CI)" if has_ci else ""))
     ax.legend(fontsize=8, ncol=2)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

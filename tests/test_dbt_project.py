@@ -26,6 +26,9 @@ from unisr_data.paths import Paths
 from unisr_data.warehouse import MARTS, dbt_vars, export_marts, read_mart, run_dbt
 
 DUPLICATES = 2  # raw rows repeated verbatim: staging must drop them
+# Split shares that cut the fixture's calendar at whole days: cold-start 20 rows (4 a day) -> test = day 4,
+# valid = day 3; pretrain 45 rows, day 4 holds the last 8.
+FIXTURE_SPLITS = {"test_share": 0.2, "valid_share": 0.2, "pretrain_valid_share": 8 / 45}
 SAMPLE_COLUMNS = [
     "impression_id", "event_timestamp", "domain_id", "task", "user_id", "item_id", "query_id",
     "request_id", "position", "label", "is_new_item", "split",
@@ -48,7 +51,7 @@ def built(tmp_path_factory):
     """One `dbt build` of the fixture (with duplicated raw rows); returns (paths, dbt result)."""
     paths = Paths(tmp_path_factory.mktemp("wh"), "fixture")
     write_raw_fixture(paths, duplicate_impressions=DUPLICATES)
-    result = run_dbt(["build"], paths)
+    result = run_dbt(["build"], paths, vars=dbt_vars(paths, **FIXTURE_SPLITS))
     return paths, result
 
 
@@ -59,7 +62,7 @@ def broken(built, tmp_path):
     copy = Paths(tmp_path, "broken")
     copy.warehouse.parent.mkdir(parents=True)
     shutil.copy(paths.warehouse, copy.warehouse)
-    return copy, dbt_vars(paths)
+    return copy, dbt_vars(paths, **FIXTURE_SPLITS)
 
 
 def test_build_runs_every_model_and_test_green(built):

@@ -128,14 +128,9 @@ def pipeline(tmp_path_factory):
 
 def test_every_asset_materialized_and_every_check_passed(pipeline):
     nodes = _graphql(pipeline["port"], ASSET_STATE)["assetNodes"]
-    gate = [c for n in nodes for c in (n["assetChecksOrError"] or {}).get("checks", []) if c["name"] == "promotion_gate"]
-    assert gate and gate[0]["executionForLatestMaterialization"] is not None, "the promotion gate did not run"
-    gate_passed = gate[0]["executionForLatestMaterialization"]["status"] == "SUCCEEDED"
-    # The gate's decision depends on model quality (tested in test_model_registry); everything else must succeed.
-    assert pipeline["status"] == ("SUCCESS" if gate_passed else "FAILURE"), pipeline["log"].read_text()[-5000:]
-    in_pipeline = [n for n in nodes if "ablation_study" not in n["assetKey"]["path"]]
-    if not gate_passed:
-        in_pipeline = [n for n in in_pipeline if n["assetKey"]["path"] != ["promoted_model"]]
+    assert pipeline["status"] == "SUCCESS", pipeline["log"].read_text()[-5000:]
+    in_pipeline = [n for n in nodes if "ablation_study" not in n["assetKey"]["path"]
+                   and "seed_benchmark" not in n["assetKey"]["path"]]
     missing = ["/".join(n["assetKey"]["path"]) for n in in_pipeline if not n["assetMaterializations"]]
     assert not missing, f"never materialized: {missing}"
     checks = [
@@ -143,8 +138,8 @@ def test_every_asset_materialized_and_every_check_passed(pipeline):
         for n in in_pipeline
         for c in (n["assetChecksOrError"] or {}).get("checks", [])
     ]
-    assert len(checks) >= 20
-    failed = [c for c in checks if c[2] != "SUCCEEDED" and c[1] != "promotion_gate"]
+    assert len(checks) >= 20 and any(c[1] == "promotion_gate" for c in checks)
+    failed = [c for c in checks if c[2] != "SUCCEEDED"]
     assert not failed, f"checks not passed: {failed}"
 
 
@@ -192,10 +187,46 @@ def test_report_and_promoted_model(pipeline):
     from models.model_registry import ModelRegistry
 
     paths: Paths = pipeline["paths"]
-    report = paths.reports_dir / "latest" / "report.html"
-    assert report.exists() and "Cold-start domain" in report.read_text()
-    registry = ModelRegistry(paths.models_dir / "registry")
-    assert len(registry.versions()) == 1  # the fine-tuned model is registered whatever the gate decides
-    promoted = registry.promoted()
-    if promoted is not None:  # the gate passed: the candidate is what online ranking serves
-        assert promoted.version == registry.versions()[0].version and Path(promoted.checkpoint).exists()
+    report = (paths.reports_dir / "latest" / "report.md").read_text()
+    for section in ("Which model serves, and why", "Cold-start domain — test split", "ref: item age",
+                    "Bayes ceiling", "share of achievable lift", "resamples page views"):
+        assert section in report, section
+    registry = ModelRegistry(paths.registry_dir)
+    names = sorted(v.name for v in registry.versions())
+    assert names == ["mmoe", "ple", "scratch_dnn", "shared_bottom", "srf", "star"]  # every candidate registered
+    promoted = registry.promoted()       # a fresh run always ends with a model serving (champion / challenger)
+    assert promoted is not None and Path(promoted.checkpoint).exists()
+    best = max(registry.versions(), key=lambda v: v.metrics["coldstart_valid_auc"])
+    assert promoted.version == best.version  # chosen by validation AUC, not test
+
+
+def test_readme_rank_command_works_verbatim(pipeline):
+    """README's online-ranking command, pasted as is after a run, prints ranked candidates."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    line = next(l.strip() for l in readme.splitlines() if "-m serving.cli rank " in l)
+    command = line.split("#")[0].replace(".venv/bin/python", sys.executable, 1)
+    env = {**os.environ, "UNISR_VAR_DIR": str(pipeline["paths"].root)}
+    out = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    items = [c["item_id"] for c in json.loads(out.stdout)["items"]]
+    assert sorted(items) == sorted(line.split("--items")[1].split()[0].split(","))
+
+
+def test_truth_table_is_unreachable_from_training_and_serving(pipeline):
+    """The generator's true click probabilities are written, but no training folder or Feast view has them."""
+    from features.store import feature_store
+
+    paths: Paths = pipeline["paths"]
+    assert any((paths.truth_dir / "click_probability").glob("*.parquet"))
+    for folder in (paths.training_dir / "pretrain", paths.training_dir / "coldstart"):
+        for part in folder.glob("*.parquet"):
+            assert "click_probability" not in pq.read_schema(part).names, part
+    store = feature_store(paths)
+    for view in store.list_feature_views():
+        assert "click_probability" not in [f.name for f in view.features]
+        assert "_truth" not in str(view.batch_source.path)
+    for source in store.list_data_sources():
+        assert "_truth" not in str(getattr(source, "path", "")), source.name
+    for package in ("models", "features", "serving", "embeddings"):
+        for module in (REPO_ROOT / package).rglob("*.py"):
+            assert "unisr_data.truth" not in module.read_text(), f"{module} may not read the truth table"

@@ -1,25 +1,14 @@
-"""The evaluation report renders tables, lifts and plots a person can read."""
-import math
-
+"""The evaluation report renders tables, decisions and plots (with CI error bars) a person can read."""
 import pandas as pd
-import pytest
 
-from reporting.evaluation_report import add_lifts, relative_lift, write_evaluation_report
+from reporting.evaluation_report import write_evaluation_report
 from reporting.plots import auc_by_model_and_domain, gating_weights_by_domain, training_curves
 
 
-def test_relative_lift():
-    assert relative_lift(0.6, 0.5) == pytest.approx(0.2)
-    assert math.isnan(relative_lift(0.6, 0.0))
-
-
-def test_report_has_tables_lifts_plots_and_gate(tmp_path):
-    coldstart = pd.DataFrame(
-        {"model": ["srf", "mmoe"], "auc": [0.71, 0.65], "pvctr@1": [0.30, 0.25], "pvctr@3": [0.5, 0.45]}
-    )
-    coldstart = add_lifts(coldstart, "srf")
-    assert coldstart.loc[coldstart.model == "mmoe", "pvctr@1 lift of srf"].item() == pytest.approx(0.2)
-    results = pd.DataFrame({"model": ["srf", "mmoe", "srf"], "domain": ["a", "a", "b"], "auc": [0.7, 0.6, 0.8]})
+def test_report_has_tables_decision_plots_and_notes(tmp_path):
+    coldstart = pd.DataFrame({"model": ["srf", "mmoe"], "AUC": ["0.7100 [0.7000, 0.7200]", "0.6500 [0.6400, 0.6600]"]})
+    results = pd.DataFrame({"model": ["srf", "mmoe", "srf"], "domain": ["a", "a", "b"], "auc": [0.7, 0.6, 0.8],
+                            "lo": [0.68, 0.58, 0.77], "hi": [0.72, 0.62, 0.83]})
     plots = {
         "auc": auc_by_model_and_domain(results, tmp_path / "auc.png"),
         "gates": gating_weights_by_domain(
@@ -31,10 +20,12 @@ def test_report_has_tables_lifts_plots_and_gate(tmp_path):
     for p in plots.values():
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = write_evaluation_report(
-        tmp_path / "report", title="t", ours="srf", coldstart=coldstart, plots=plots,
-        decision={"promote": False, "reasons": ["AUC 0.70 < promoted 0.72 − 0.005"]}, lineage={"dbt manifest": "abc"},
+        tmp_path / "report", title="t", ours="srf", sections=[("Cold-start test", coldstart, "reported only")],
+        plots=plots, decision={"serving": "mmoe-1", "promote": False, "reasons": ["champion keeps serving"]},
+        lineage={"dbt manifest": "abc"},
     )
     md = out["md"].read_text()
-    assert "+20.0%" in md and "offline proxy" in md and "< promoted" in md
+    assert "0.7100 [0.7000, 0.7200]" in md and "offline proxy" in md and "champion keeps serving" in md
+    assert "Serving: **mmoe-1** (kept)" in md and "validation split only" in md
     page = out["html"].read_text()
     assert page.count("data:image/png;base64,") == 3 and "class=\"ours\"" in page

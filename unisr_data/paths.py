@@ -34,6 +34,11 @@ class Paths:
         return self.dataset_dir / "source"
 
     @property
+    def truth_dir(self) -> Path:
+        """Evaluation-only ground truth of synthetic data (true click probabilities); never a training input."""
+        return self.dataset_dir / "_truth"
+
+    @property
     def landing_dir(self) -> Path:
         return self.dataset_dir / "landing"
 
@@ -73,6 +78,11 @@ class Paths:
     def models_dir(self) -> Path:
         """Checkpoints, metrics and the model registry."""
         return self.root / "models" / self.dataset
+
+    @property
+    def registry_dir(self) -> Path:
+        """The file-based model registry (versions, cards, the promoted pointer)."""
+        return self.models_dir / "registry"
 
     @property
     def reports_dir(self) -> Path:

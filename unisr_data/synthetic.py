@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from unisr_data.contract import ImpressionWriter, write_table
 from unisr_data.topic_vocabulary import (
@@ -25,6 +26,8 @@ from unisr_data.topic_vocabulary import (
 )
 
 DAY_US = 86_400 * 1_000_000
+#: Folder (beside the source folder) of the generator's evaluation-only truth: true click probabilities.
+TRUTH_DIR_NAME = "_truth"
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class DomainSpec:
 
 
 #: Seven domains like the paper's: 2 search, 5 rec, one of them the cold-start "service card".
-#: Largest/smallest traffic share is 0.40/0.006 ≈ 67×.
+#: Largest/smallest traffic share is 0.40/0.006 ≈ 67×. The cold-start domain gets 13 % of the traffic so that
+#: its test split (the last 30 % of its impressions) holds enough page views to tell models apart.
 DOMAINS: tuple[DomainSpec, ...] = (
     DomainSpec("search_mall", "search", "pretrain", 0.26, 0.5, -3.4, 0.05),
     DomainSpec("search_services", "search", "pretrain", 0.08, 0.5, -3.2, 0.05),
@@ -49,7 +53,7 @@ DOMAINS: tuple[DomainSpec, ...] = (
     DomainSpec("rec_video", "rec", "pretrain", 0.12, 0.8, -2.0, 0.10),
     DomainSpec("rec_coupons", "rec", "pretrain", 0.084, -0.4, -2.2, 0.05),
     DomainSpec("rec_minishop", "rec", "pretrain", 0.006, 0.9, -2.1, 0.20),
-    DomainSpec("rec_service_card", "rec", "coldstart", 0.05, 1.2, -2.2, 0.80),
+    DomainSpec("rec_service_card", "rec", "coldstart", 0.13, 1.2, -2.2, 0.80),
 )
 
 
@@ -63,7 +67,7 @@ class SyntheticConfig:
     new_items_per_day: int = 300
     n_queries: int = 2_000
     n_days: int = 21
-    n_impressions: int = 300_000
+    n_impressions: int = 400_000
     items_per_request: int = 10
     chunk_rows: int = 100_000
     start: str = "2024-03-01"  # first event day (UTC)
@@ -72,7 +76,7 @@ class SyntheticConfig:
 
     @classmethod
     def default(cls) -> "SyntheticConfig":
-        """The `make run` size: ~300k impressions, fast end to end on 2 cores."""
+        """The `make run` size: ~400k impressions (a cold-start test split of ~16k), minutes end to end on 2 cores."""
         return cls()
 
     @classmethod
@@ -222,8 +226,8 @@ def _sample_topic(cdf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _impression_chunk(config: SyntheticConfig, world: _World, dims: dict, tables: dict[str, pa.Table],
-                      chunk: int, n_chunks: int, first_request: int, n_requests: int) -> pa.Table:
-    """All impressions of `n_requests` page views in the chunk's time slice, vectorised."""
+                      chunk: int, n_chunks: int, first_request: int, n_requests: int) -> tuple[pa.Table, pa.Table]:
+    """All impressions of `n_requests` page views in the chunk's time slice, and their true click probabilities."""
     rng = np.random.default_rng([config.seed, 1, chunk])
     k = config.items_per_request
     n_topics = len(TOPIC_NAMES)
@@ -274,11 +278,12 @@ def _impression_chunk(config: SyntheticConfig, world: _World, dims: dict, tables
              - 0.12 * np.tile(np.arange(k, dtype=np.float32), n_requests))
     relevant = np.repeat(is_search, k) & (it_topic == topic)
     logit = logit + np.where(relevant, 2.5, np.where(np.repeat(is_search, k), -1.0, 0.0)).astype(np.float32)
-    clicked = (rng.random(len(t)) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int8)
+    click_prob = 1.0 / (1.0 + np.exp(-logit))
+    clicked = (rng.random(len(t)) < click_prob).astype(np.int8)
 
     first = first_request * k
     q_rep = np.repeat(query, k)
-    return pa.table({
+    impressions = pa.table({
         "impression_id": _ids("imp", len(t), first),
         # Within a request, impressions share its time; a few ms apart keeps order stable downstream.
         "event_time": pa.array(t + np.tile(np.arange(k, dtype=np.int64), n_requests), pa.timestamp("us", tz="UTC")),
@@ -290,11 +295,27 @@ def _impression_chunk(config: SyntheticConfig, world: _World, dims: dict, tables
         "position": pa.array(np.tile(np.arange(k, dtype=np.int32), n_requests)),
         "clicked": pa.array(clicked),
     })
+    truth = pa.table({"impression_id": impressions.column("impression_id"),
+                      "click_probability": pa.array(click_prob.astype(np.float32))})
+    return impressions, truth
+
+
+def truth_dir_for(landing_dir: Path) -> Path:
+    """Where `generate(config, landing_dir)` puts the evaluation-only truth: beside, never inside, the source."""
+    return Path(landing_dir).parent / TRUTH_DIR_NAME
 
 
 def generate(config: SyntheticConfig, landing_dir: Path) -> dict[str, int]:
-    """Write domains/users/items/queries and chunked impressions under `landing_dir`; returns rows per table."""
+    """Write domains/users/items/queries and chunked impressions under `landing_dir`; returns rows per table.
+
+    Each impression's true click probability goes to `truth_dir_for(landing_dir)/click_probability/` — an
+    evaluation-only table (the Bayes ceiling of the report) that no ingest, training or serving path reads.
+    """
     landing_dir = Path(landing_dir)
+    truth_dir = truth_dir_for(landing_dir) / "click_probability"
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    for old in truth_dir.glob("part-*.parquet"):
+        old.unlink()
     rng = np.random.default_rng([config.seed, 0])
     dims: dict = {}
     world, tables = _build_world(config, rng, dims)
@@ -309,6 +330,9 @@ def generate(config: SyntheticConfig, landing_dir: Path) -> dict[str, int]:
     writer = ImpressionWriter(landing_dir)
     for chunk in range(n_chunks):
         first = chunk * per_chunk
-        writer.write(_impression_chunk(config, world, dims, tables, chunk, n_chunks, first, min(per_chunk, n_requests - first)))
+        impressions, truth = _impression_chunk(config, world, dims, tables, chunk, n_chunks, first,
+                                               min(per_chunk, n_requests - first))
+        writer.write(impressions)
+        pq.write_table(truth, truth_dir / f"part-{chunk:05d}.parquet")
     counts["impressions"] = writer.rows
     return counts

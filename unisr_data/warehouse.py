@@ -23,16 +23,15 @@ FEATURE_MARTS = ("user_features", "item_features", "query_features")
 MARTS = SAMPLE_MARTS + FEATURE_MARTS
 
 
-#: Time-split lengths per dataset: MovieLens is sparse over 22 years, so one day would hold almost no rows.
+#: Per-dataset dbt vars. Split windows are shares of each role's impressions by time (dbt_project.yml), so they
+#: fit any time span; only the "new item" age differs: MovieLens items stay new for months, not days.
 DATASET_SPLIT_VARS = {
-    "movielens": {"valid_days": 180, "test_days": 180, "new_item_days": 90},
-    # the cold-start domain gets ~5% of synthetic traffic: 3 test days keep its test split large enough to compare
-    "synthetic": {"valid_days": 2, "test_days": 3},
+    "movielens": {"new_item_days": 90},
 }
 
 
 def dbt_vars(paths: Paths, **overrides) -> dict:
-    """The `--vars` of a dataset: its absolute raw/ folder, its split lengths, plus overrides (valid_days, …)."""
+    """The `--vars` of a dataset: its absolute raw/ folder, its split vars, plus overrides (test_share, …)."""
     return {"raw_dir": str(Path(paths.raw_dir).resolve()), **DATASET_SPLIT_VARS.get(paths.dataset, {}), **overrides}
 
 
@@ -104,6 +103,11 @@ def _connect(paths: Paths):
     return con
 
 
+def sql_string(value) -> str:
+    """A SQL string literal of `value` (a path, say) with quotes escaped, for statements that take no parameters."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _check_mart(name: str) -> None:
     if name not in MARTS:
         raise KeyError(f"unknown mart {name!r}; expected one of {MARTS}")
@@ -121,7 +125,7 @@ def export_marts(paths: Paths) -> dict[str, int]:
             final = paths.marts_dir / f"{mart}.parquet"
             tmp = paths.marts_dir / f".{mart}.parquet.tmp"
             # ORDER BY keeps files byte-stable across rebuilds of the same data.
-            con.execute(f"COPY (SELECT * FROM main.{mart} ORDER BY ALL) TO '{tmp}' (FORMAT parquet)")
+            con.execute(f"COPY (SELECT * FROM main.{mart} ORDER BY ALL) TO {sql_string(tmp)} (FORMAT parquet)")
             os.replace(tmp, final)
             counts[mart] = con.execute(f"SELECT count(*) FROM main.{mart}").fetchone()[0]
     return counts

@@ -99,18 +99,17 @@ def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast
     description="Every split of every training folder has rows and both labels, so no model trains on nothing.",
 )
 def splits_trainable(settings: UnisrSettings) -> AssetCheckResult:
-    import pyarrow.parquet as pq
+    from features.training_set import split_label_counts
 
     problems, stats = [], {}
     for folder in ("pretrain", "coldstart"):
         for split in ("train", "valid", "test") if folder == "coldstart" else ("train", "valid"):
-            path = settings.paths.training_dir / folder / f"{split}.parquet"
-            labels = pq.read_table(path, columns=["label"]).column("label").to_numpy() if path.exists() else []
-            positives = int(sum(labels))
-            stats[f"{folder}_{split}_rows"] = len(labels)
+            rows, positives = split_label_counts(settings.paths.training_dir / folder / f"{split}.parquet")
+            stats[f"{folder}_{split}_rows"] = rows
             stats[f"{folder}_{split}_positives"] = positives
-            if len(labels) == 0 or positives in (0, len(labels)):
-                problems.append(f"{folder}/{split}: {len(labels)} rows, {positives} clicks")
+            if rows < settings.min_split_rows or positives < settings.min_split_clicks or positives == rows:
+                problems.append(f"{folder}/{split}: {rows} rows, {positives} clicks (need ≥ {settings.min_split_rows} "
+                                f"rows, ≥ {settings.min_split_clicks} clicks and some non-clicks)")
     return AssetCheckResult(
         passed=not problems,
         description="; ".join(problems) or None,

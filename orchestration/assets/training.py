@@ -9,6 +9,7 @@ from orchestration.assets.features import training_sets
 from orchestration.lineage import code_version, data_version
 from orchestration.resources import TrainerResource, UnisrSettings
 from models.model_registry import ModelRegistry
+from orchestration.materializations import recorded_path
 
 GROUP = "training"
 BASELINES = ("shared_bottom", "mmoe", "ple", "star")
@@ -41,13 +42,16 @@ def run_dir(context: AssetExecutionContext, settings: UnisrSettings, name: str) 
 
 def latest_checkpoint(context: AssetExecutionContext, key: AssetKey) -> Path:
     """The checkpoint recorded by the latest materialization of `key` (lineage through Dagster's event log)."""
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        raise RuntimeError(f"{key.to_user_string()} has never been materialized: materialize it first")
-    path = Path(event.asset_materialization.metadata["checkpoint"].value)
-    if not path.exists():
-        raise FileNotFoundError(f"{key.to_user_string()}'s checkpoint {path} is gone: re-materialize it")
-    return path
+    return recorded_path(context.instance, key, "checkpoint")
+
+
+def register(settings: UnisrSettings, name: str, checkpoint: Path, metrics: dict, config: dict):
+    """Register a trained candidate (every model is a challenger for serving); returns its ModelVersion."""
+    paths = settings.paths
+    return ModelRegistry(paths.registry_dir).register(
+        checkpoint, name=name, config={**config, "run_checkpoint": str(checkpoint)}, data_version=data_version(paths), code_version=code_version(),
+        metrics={"coldstart_valid_auc": metrics.get("auc")},
+    )
 
 
 def metrics_metadata(metrics: dict, prefix: str = "") -> dict:
@@ -88,15 +92,8 @@ def coldstart_model(
     pretrained = latest_checkpoint(context, pretrained_model.key)
     out = run_dir(context, settings, "coldstart_srf")
     result = trainer.finetune(context.log, paths.training_dir / "coldstart", pretrained, out, config.freeze, config.epochs)
-    registry = ModelRegistry(paths.models_dir / "registry")
-    version = registry.register(
-        result["checkpoint"],
-        name="srf",
-        config={"freeze": result["freeze"], "freeze_config": config.freeze, "pretrained": str(pretrained)},
-        data_version=data_version(paths),
-        code_version=code_version(),
-        metrics={"coldstart_valid_auc": result["metrics"].get("auc")},
-    )
+    version = register(settings, "srf", result["checkpoint"], result["metrics"],
+                       {"freeze": result["freeze"], "freeze_config": config.freeze, "pretrained": str(pretrained)})
     return MaterializeResult(
         metadata={
             "checkpoint": MetadataValue.path(version.checkpoint),
@@ -126,9 +123,12 @@ def _baseline_asset(name: str):
             context.log, paths.training_dir / "coldstart", pre["checkpoint"],
             run_dir(context, settings, f"coldstart_{name}"), config.freeze, config.epochs,
         )
+        version = register(settings, name, fine["checkpoint"], fine["metrics"],
+                           {"freeze": fine["freeze"], "freeze_config": config.freeze, "pretrained": str(pre["checkpoint"])})
         return MaterializeResult(
             metadata={
-                "checkpoint": MetadataValue.path(str(fine["checkpoint"])),
+                "checkpoint": MetadataValue.path(version.checkpoint),
+                "version": version.version,
                 "pretrained_checkpoint": MetadataValue.path(str(pre["checkpoint"])),
                 "freeze": fine["freeze"],
                 **metrics_metadata(fine["metrics"], "valid_"),
@@ -151,8 +151,10 @@ def baseline_scratch_dnn(
         context.log, paths.training_dir / "coldstart", run_dir(context, settings, "scratch_dnn"), "dnn", {}, 0,
         small_data=True,
     )
+    version = register(settings, "scratch_dnn", result["checkpoint"], result["metrics"], {"freeze": "scratch"})
     return MaterializeResult(
-        metadata={"checkpoint": MetadataValue.path(str(result["checkpoint"])), **metrics_metadata(result["metrics"], "valid_")}
+        metadata={"checkpoint": MetadataValue.path(version.checkpoint), "version": version.version,
+                  **metrics_metadata(result["metrics"], "valid_")}
     )
 
 

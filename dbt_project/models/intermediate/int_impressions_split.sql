@@ -1,11 +1,10 @@
 -- Every impression with its domain's task/role, its time split and is_new_item: the one place split rules live.
--- T_end is the last event day over all domains, so pretrain and cold-start splits share one calendar.
-with bounds as (
-    select max(event_day) as t_end
-    from {{ ref('stg_impressions') }}
-),
-
-joined as (
+-- Split windows come from the data's own time span, not fixed day counts: the cold-start test split is the last
+-- `test_share` of the cold-start domain's impressions by event time, its valid split the `valid_share` before
+-- that; pretrain valid is the last `pretrain_valid_share` of the pretrain domains' impressions. A dataset over
+-- weeks and one over decades get splits of the same relative size. A cut is an event time (`quantile_disc`):
+-- rows strictly after it go to the later split, so impressions of one instant never straddle two splits.
+with joined as (
     select
         i.*,
         d.task,
@@ -14,6 +13,20 @@ joined as (
     from {{ ref('stg_impressions') }} as i
     inner join {{ ref('stg_domains') }} as d on i.domain_id = d.domain_id
     inner join {{ ref('stg_items') }} as it on i.item_id = it.item_id
+),
+
+coldstart_cuts as (
+    select
+        quantile_disc(event_time, round(1.0 - {{ var('test_share') }}, 6)) as test_after,
+        quantile_disc(event_time, round(1.0 - {{ var('test_share') }} - {{ var('valid_share') }}, 6)) as valid_after
+    from joined
+    where role = 'coldstart'
+),
+
+pretrain_cuts as (
+    select quantile_disc(event_time, round(1.0 - {{ var('pretrain_valid_share') }}, 6)) as valid_after
+    from joined
+    where role = 'pretrain'
 )
 
 select
@@ -32,10 +45,11 @@ select
     j.event_time < j.item_created_at + to_days({{ var('new_item_days') }}) as is_new_item,
     case
         when j.role = 'pretrain' then
-            case when j.event_day > b.t_end - {{ var('valid_days') }} then 'valid' else 'train' end
-        when j.event_day > b.t_end - {{ var('test_days') }} then 'test'
-        when j.event_day > b.t_end - {{ var('test_days') }} - {{ var('valid_days') }} then 'valid'
+            case when j.event_time > p.valid_after then 'valid' else 'train' end
+        when j.event_time > c.test_after then 'test'
+        when j.event_time > c.valid_after then 'valid'
         else 'train'
     end as split
 from joined as j
-cross join bounds as b
+cross join coldstart_cuts as c
+cross join pretrain_cuts as p
