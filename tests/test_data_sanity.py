@@ -249,3 +249,16 @@ def test_reject_summary_counts_rows_per_file_and_flags_an_extra_column(tmp_path)
     assert [b.name for b in breaches] == ["news.tsv"]
     assert breaches[0].describe() == "news.tsv: 3 of 3 rows rejected (100.00%); top reasons: bad_value (3)"
     assert read_reject_summary(tmp_path / "nowhere") is None
+
+
+def test_movies_file_cut_inside_a_quoted_title_breaches_the_ratings_reject_share(tmp_path):
+    src = write_latest(tmp_path / "src")
+    movies = (src / "movies.csv").read_bytes()
+    cut = movies.index(b'"Four Rooms') + 5  # the quote opened here swallows every later movie
+    (src / "movies.csv").write_bytes(movies[:cut])
+    convert_ml(src, tmp_path / "landing")
+    summary = read_reject_summary(tmp_path / "landing")
+    assert set(summary["ratings.csv"]["by_reason"]) == {"unknown_item"}
+    breaches = share_breaches({f: (s["rows"], s["rejected"], s["by_reason"]) for f, s in summary.items()}, 0.01)
+    assert "ratings.csv" in [b.name for b in breaches]
+    assert summary["ratings.csv"]["rejected"] / summary["ratings.csv"]["rows"] > 0.2
