@@ -295,3 +295,14 @@ def test_background_writer_saves_a_snapshot_and_surfaces_errors(tmp_path):
     writer.save(tmp_path / "file" / "b.pt", {"w": weights})
     with pytest.raises(RuntimeError, match="writing a checkpoint failed"):
         writer.join()
+
+
+def test_cuda_batch_scaling_keeps_enough_steps_and_scales_lr_by_sqrt():
+    from orchestration.training_launch import MIN_STEPS_PER_EPOCH, cuda_batch_factor
+    from models.train import scaled_for_batch
+
+    assert cuda_batch_factor(317_000, 2048) == 1                    # the synthetic default: already ~155 steps/epoch
+    assert cuda_batch_factor(3_000_000, 2048) == 8
+    assert cuda_batch_factor(2048 * 4 * MIN_STEPS_PER_EPOCH, 2048) == 4
+    batch, lr = scaled_for_batch(2048, 2e-3, 4)
+    assert batch == 8192 and lr == pytest.approx(4e-3)
