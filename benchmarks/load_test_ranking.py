@@ -29,13 +29,14 @@ from bench_ranking_latency import REPO, _free_port, build_bench_world, request_s
 GOAL_RPS = 200
 
 
-def start_server(world, port: int, workers: int, torch_threads: int) -> subprocess.Popen:
-    """`python -m serving.cli serve` in its own session, ready when /health answers."""
+def start_server(world, port: int, workers: int, torch_threads: int, warm_up: bool = False) -> subprocess.Popen:
+    """`python -m serving.cli serve` in its own session, ready when /health answers (after loading the query
+    encoder too when `warm_up`)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "FEAST_USAGE": "False"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "serving.cli", "serve", "--var-dir", str(world.paths.root), "--dataset",
          world.paths.dataset, "--checkpoint", str(world.checkpoint), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--torch-threads", str(torch_threads), "--no-warm-up"],
+         "--workers", str(workers), "--torch-threads", str(torch_threads), *([] if warm_up else ["--no-warm-up"])],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 120

@@ -1,15 +1,26 @@
 """`BodySizeLimit`: ASGI middleware answering 413 to a request body over `max_bytes`, before any parsing.
 
-A declared Content-Length over the limit is refused without reading the body; a chunked body is read up to the
+A declared Content-Length over the limit is refused without parsing the body; a chunked body is read up to the
 limit and refused at the first byte beyond it, so one client can never make the server buffer more than
-`max_bytes`. The accepted body is replayed to the app unchanged.
+`max_bytes` (the rest of a refused body is read and dropped, up to DRAIN_FACTOR x the limit, so that the client
+receives its 413 rather than a reset). The accepted body is replayed to the app unchanged.
 """
 from __future__ import annotations
 
 import json
 
 
-async def _send_error(send, status: int, detail: str) -> None:
+DRAIN_FACTOR = 16  # an over-limit body up to 16x the limit is read and dropped, so the client sees the 413
+
+
+async def _send_error(send, status: int, detail: str, receive=None, drain_bytes: int = 0) -> None:
+    # read (and drop) what the client is still sending: answering mid-upload makes many clients see a reset
+    # connection instead of the 413; past `drain_bytes` the connection is simply closed after the answer
+    drained, more = 0, receive is not None
+    while more and drained <= drain_bytes:
+        message = await receive()
+        drained += len(message.get("body", b""))
+        more = message["type"] == "http.request" and message.get("more_body", False)
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -34,7 +45,8 @@ class BodySizeLimit:
                 await _send_error(send, 400, "malformed Content-Length header")
                 return
             if int(value) > self.max_bytes:
-                await _send_error(send, 413, f"request body of {int(value)} bytes: at most {self.max_bytes}")
+                await _send_error(send, 413, f"request body of {int(value)} bytes: at most {self.max_bytes}",
+                                  receive, DRAIN_FACTOR * self.max_bytes)
                 return
         chunks, size = [], 0
         while True:
@@ -44,7 +56,9 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _send_error(send, 413, f"request body over {self.max_bytes} bytes")
+                more = message.get("more_body", False)
+                await _send_error(send, 413, f"request body over {self.max_bytes} bytes: at most {self.max_bytes}",
+                                  receive if more else None, DRAIN_FACTOR * self.max_bytes)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

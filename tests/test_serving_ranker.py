@@ -176,3 +176,34 @@ def test_dict_vocabularies_encode_exactly_like_the_checkpoint(world):
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
     assert got["item"][0] > 0 and got["item"][1] == 0, "known item must hit the vocabulary, unknown must be OOV"
+
+
+class _HashEncoder:
+    """Deterministic stand-in for the text encoder: the cache's bounds do not depend on what its vectors mean."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.stack([np.full(EMB_DIM, len(t) % 97, np.float32) for t in texts])
+
+
+def test_query_cache_is_bounded_by_bytes_as_well_as_entries():
+    from serving.query_embedding_cache import QueryEmbeddingCache, entry_bytes
+
+    cache = QueryEmbeddingCache(_HashEncoder(), dim=EMB_DIM, maxsize=10_000, max_bytes=200_000)
+    for k in range(300):  # ~3.6 KB each (a 1000-char text + a 384-d vector): 1 MB unbounded
+        cache.get(f"{k} " + "x" * 1000)
+    assert cache.nbytes <= 200_000 and 0 < len(cache) < 300
+    assert cache.nbytes == sum(entry_bytes(t, v) for t, v in cache._cache.items())
+    assert cache.get("299 " + "x" * 1000) is not None and cache.hits == 1, "the newest entry must still be cached"
+
+
+def test_online_key_cache_is_bounded_by_bytes(world):
+    from features.online import OnlineFeatureReader
+    from features.store import feature_store
+
+    reader = OnlineFeatureReader(feature_store(world.paths), key_cache_bytes=100_000)
+    for k in range(20):  # 2000 one-off 250-char ids: ~1.3 MB of keys unbounded
+        features = reader.read("u:1", [f"i:flood-{k}-{j}-" + "z" * 230 for j in range(100)])
+        assert not features.known_items.any()
+    entries, nbytes = reader._sqlite.key_cache_size
+    assert 0 < entries < 2000 and nbytes <= 100_000
+    assert reader.read("u:1", world.items[:3]).known_items.all(), "known ids still read after the cache was emptied"
