@@ -73,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import uvicorn
 
+    from serving.limits import ServingLimits
+    from serving.ranker import Ranker
+
+    # refuse a bad checkpoint, store or limit here, in one line, rather than in a traceback from every worker
+    try:
+        Ranker(Paths(root, args.dataset), args.checkpoint, online=args.online, limits=ServingLimits.from_env())
+    except (FileNotFoundError, ValueError) as err:
+        return _fail(err)
     # workers are separate processes: hand them the configuration through their environment
     os.environ.update({"UNISR_VAR_DIR": str(root), "UNISR_DATASET": args.dataset, ENV_ONLINE: args.online,
                        ENV_WARM_UP: "0" if args.no_warm_up else "1",

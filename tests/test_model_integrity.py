@@ -216,3 +216,13 @@ def test_scorer_from_checkpoint_checks_the_expected_digest(good):
     Scorer.from_checkpoint(good, expected_sha256=file_digest(good))
     with pytest.raises(CorruptCheckpointError, match="recorded in the model registry"):
         Scorer.from_checkpoint(good, expected_sha256="0" * 64)
+
+
+def test_cli_serve_refuses_a_corrupt_checkpoint_before_starting(served_world, good, capsys):
+    from serving.cli import main
+
+    flip_tensor_bytes(good)
+    code = main(["serve", "--var-dir", str(served_world.paths.root), "--dataset", served_world.paths.dataset,
+                 "--checkpoint", str(good), "--port", "1"])  # never bound: refused before uvicorn starts
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "refused" in err
