@@ -18,6 +18,7 @@ from orchestration.resources import (
     UnisrSettings,
     WarehouseResource,
 )
+from orchestration.run_logging import progress_console_logger
 from orchestration.schedules import daily_retrain
 
 defs = Definitions(
@@ -25,6 +26,7 @@ defs = Definitions(
     asset_checks=[*raw_checks, *mart_checks(), features.splits_trainable, evaluation.promotion_gate],
     jobs=[source_job, pipeline_job, ablations_job, benchmark_job],
     schedules=[daily_retrain],
+    loggers={"console": progress_console_logger},
     resources={
         "settings": UnisrSettings(),
         "warehouse": WarehouseResource(),

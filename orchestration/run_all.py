@@ -6,8 +6,13 @@ partitions, then `pipeline` ingests all those days in one run (a single-run back
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance
@@ -66,35 +71,61 @@ def run_benchmark(args: argparse.Namespace, instance: DagsterInstance):
     return defs.get_job_def("benchmark").execute_in_process(instance=instance, run_config=config, raise_on_error=False)
 
 
+def _run_log_path(args: argparse.Namespace) -> Path:
+    from unisr_data.paths import Paths, default_var_dir
+
+    root = Path(args.var_dir) if args.var_dir else default_var_dir()
+    logs = Paths(root, args.dataset).root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"run-{args.dataset}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.log"
+
+
+@contextlib.contextmanager
+def _quiet(log_path: Path):
+    """Everything the run prints (Dagster events, dbt, progress bars, warnings) goes to `log_path`; the terminal
+    keeps one progress line per finished asset (orchestration/run_logging.py)."""
+    from orchestration import run_logging
+
+    terminal = sys.stdout
+    saved_env = os.environ.get(run_logging.ENV_RUN_LOG)
+    os.environ[run_logging.ENV_RUN_LOG] = str(log_path)
+    run_logging.TERMINAL[0] = terminal
+    with open(log_path, "a") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            yield
+        finally:
+            run_logging.TERMINAL[0] = sys.__stdout__
+            if saved_env is None:
+                os.environ.pop(run_logging.ENV_RUN_LOG, None)
+            else:
+                os.environ[run_logging.ENV_RUN_LOG] = saved_env
+
+
 def summarize(results) -> tuple[list[str], bool, list[str]]:
-    """Summary lines; whether every run succeeded (exactly Dagster's run status); which model serves and why."""
-    materialized: dict[str, list] = {}
-    lines_checks: list[str] = []
+    """Check lines; whether every run succeeded (exactly Dagster's run status); which model serves and why.
+    (Each finished asset was already printed as it finished: orchestration/run_logging.py.)"""
+    lines: list[str] = []
     ok, serving = True, []
     for result in results:
         if result is None:
             continue
         ok &= bool(result.success)
-        evaluations = result.get_asset_check_evaluations()
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
-            rows = mat.metadata.get("dagster/row_count")
-            materialized.setdefault(mat.asset_key.to_user_string(), []).append(rows.value if rows else None)
             if mat.asset_key.to_user_string() == "promoted_model":
                 meta = mat.metadata
                 serving = [f"{meta['model'].value} {meta['version'].value} "
                            f"({'newly promoted' if meta['newly_promoted'].value else 'kept'})",
                            *(f"  - {r}" for r in meta["why"].value)]
+        evaluations = result.get_asset_check_evaluations()
         failed = [e for e in evaluations if not e.passed]
-        lines_checks += [f"  check FAILED {e.asset_key.to_user_string()}:{e.check_name}" for e in failed]
         if evaluations:
-            lines_checks.insert(0, f"  checks: {len(evaluations) - len(failed)}/{len(evaluations)} passed")
-    lines = []
-    for key, rows in materialized.items():
-        parts = f" ({len(rows)} partitions)" if len(rows) > 1 else ""
-        total = sum(r for r in rows if r is not None) if any(r is not None for r in rows) else None
-        lines.append(f"  {key:<32}{'' if total is None else f' rows={total}'}{parts}")
-    return lines + lines_checks, ok, serving
+            lines.append(f"  checks: {len(evaluations) - len(failed)}/{len(evaluations)} passed")
+        lines += [f"  check FAILED {e.asset_key.to_user_string()}:{e.check_name}"
+                  + (f" — {e.description}" if e.description else "") for e in failed]
+    return lines, ok, serving
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,15 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    instance = DagsterInstance.get()
-    results = (None, run_benchmark(args, instance)) if args.benchmark else run_pipeline(args, instance)
+    log_path = _run_log_path(args)
+    print(f"full Dagster log: {log_path}")
+    with _quiet(log_path):
+        instance = DagsterInstance.get()
+        results = (None, run_benchmark(args, instance)) if args.benchmark else run_pipeline(args, instance)
     lines, ok, serving = summarize(results)
     print("\n=== unisr run summary ===")
     print("\n".join(lines))
     if serving:
         print("serving: " + "\n".join(serving))
     print(f"dataset={args.dataset} status={'SUCCESS' if ok else 'FAILED'} wall={time.perf_counter() - started:.1f}s")
-    print("Open the Dagster UI with `make ui` to browse materializations, checks and lineage.")
+    print(f"Full log: {log_path}. Open the Dagster UI with `make ui` to browse materializations, checks and lineage.")
     return 0 if ok else 1
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from unisr_data.paths import REPO_ROOT, Paths
+from unisr_data.sql import sql_string
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 
@@ -101,11 +102,6 @@ def _connect(paths: Paths):
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     con.execute("SET TimeZone = 'UTC'")  # tz-aware columns come back in UTC, not the machine's zone
     return con
-
-
-def sql_string(value) -> str:
-    """A SQL string literal of `value` (a path, say) with quotes escaped, for statements that take no parameters."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _check_mart(name: str) -> None:

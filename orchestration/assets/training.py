@@ -74,6 +74,7 @@ def pretrained_model(
         metadata={
             "checkpoint": MetadataValue.path(str(result["checkpoint"])),
             "model_config": MetadataValue.json(_srf_kwargs(config)),
+            "device": MetadataValue.json(result.get("device", {})),
             **metrics_metadata(result["metrics"], "valid_"),
             "samples_per_s": float(result["metrics"]["curve"][-1]["samples_per_s"]) if result["metrics"]["curve"] else 0.0,
         }
@@ -100,6 +101,7 @@ def coldstart_model(
             "version": version.version,
             "freeze": result["freeze"],
             "pretrained_from": MetadataValue.path(str(pretrained)),
+            "device": MetadataValue.json(result.get("device", {})),
             **metrics_metadata(result["metrics"], "valid_"),
         }
     )
@@ -131,6 +133,7 @@ def _baseline_asset(name: str):
                 "version": version.version,
                 "pretrained_checkpoint": MetadataValue.path(str(pre["checkpoint"])),
                 "freeze": fine["freeze"],
+                "device": MetadataValue.json(fine.get("device", {})),
                 **metrics_metadata(fine["metrics"], "valid_"),
             }
         )
