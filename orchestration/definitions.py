@@ -10,7 +10,7 @@ from dagster_dbt import DbtCliResource
 from orchestration.assets import ablations, benchmark, embeddings, evaluation, features, ingest, training, warehouse
 from orchestration.checks.ingest import raw_checks
 from orchestration.checks.warehouse import mart_checks
-from orchestration.jobs import ablations_job, benchmark_job, pipeline_job, source_job
+from orchestration.jobs import ablations_job, benchmark_job, finetune_job, full_retrain_job, pipeline_job, source_job
 from orchestration.resources import (
     FeastResource,
     TextEncoderResource,
@@ -19,13 +19,13 @@ from orchestration.resources import (
     WarehouseResource,
 )
 from orchestration.run_logging import progress_console_logger
-from orchestration.schedules import daily_retrain
+from orchestration.schedules import daily_finetune, weekly_full_retrain
 
 defs = Definitions(
     assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations, benchmark]),
     asset_checks=[*raw_checks, *mart_checks(), features.splits_trainable, evaluation.promotion_gate],
-    jobs=[source_job, pipeline_job, ablations_job, benchmark_job],
-    schedules=[daily_retrain],
+    jobs=[source_job, pipeline_job, finetune_job, full_retrain_job, ablations_job, benchmark_job],
+    schedules=[daily_finetune, weekly_full_retrain],
     loggers={"console": progress_console_logger},
     resources={
         "settings": UnisrSettings(),

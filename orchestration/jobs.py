@@ -1,16 +1,40 @@
-"""Jobs are asset selections: the full pipeline for a range of days, the slower ablation study and seed benchmark."""
+"""Jobs are asset selections: the pipeline for a range of days, the daily fine-tune and weekly full retrain that the
+schedules (orchestration/schedules.py) run, the source, the slower ablation study and the seed benchmark."""
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
 from orchestration.assets.ingest import impression_days, source_data
+from orchestration.assets.training import BASELINE_KEYS, pretrained_model
 
-#: Everything downstream of the source, for the partition's day(s): the daily retrain and backfills.
+#: Everything downstream of the source, for the partition's day(s).
+PIPELINE = AssetSelection.all() - AssetSelection.assets(source_data) - AssetSelection.groups("ablations", "benchmark")
+#: What only the full retrain rebuilds: pretraining and the baselines (the fine-tune reuses their latest versions).
+FULL_RETRAIN_ONLY = AssetSelection.assets(pretrained_model, *BASELINE_KEYS)
+
+#: The pipeline for the partition's day(s): `make run` (a single-run backfill of every day) and UI backfills.
 pipeline_job = define_asset_job(
     "pipeline",
-    selection=AssetSelection.all() - AssetSelection.assets(source_data) - AssetSelection.groups("ablations", "benchmark"),
+    selection=PIPELINE,
     partitions_def=impression_days,
     description="Ingest the partition's day(s), rebuild dbt, features and embeddings, train, evaluate and promote.",
+)
+
+#: The daily run: the day's data, then fine-tune the latest pretrained model; no pretraining, no baselines.
+finetune_job = define_asset_job(
+    "finetune",
+    selection=PIPELINE - FULL_RETRAIN_ONLY,
+    partitions_def=impression_days,
+    description="Ingest the partition's day, refresh dbt, features and embeddings, fine-tune, evaluate and promote "
+                "(reuses the latest pretrained model and baselines).",
+)
+
+#: The weekly run: everything in the pipeline, pretraining and baselines included.
+full_retrain_job = define_asset_job(
+    "full_retrain",
+    selection=PIPELINE,
+    partitions_def=impression_days,
+    description="Ingest the partition's day, then pretrain, fine-tune and train every baseline; evaluate and promote.",
 )
 
 #: Writes (or refreshes) the system of record and registers its days as partitions.

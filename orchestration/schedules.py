@@ -1,44 +1,40 @@
-"""`daily_retrain`: ingest yesterday's impressions, refresh dbt, features and embeddings, fine-tune, evaluate, promote.
+"""One schedule per retrain job, each for the day before its tick: `daily_finetune` (finetune_job) and
+`weekly_full_retrain` (full_retrain_job, pretraining and baselines included).
 
-Daily ticks fine-tune from the latest pretrained checkpoint; on the configured weekday the tick retrains
-everything (pretraining and baselines included). Both the cron and the weekday are read from the
-environment at load time (Dagster fixes a schedule's cron when the code location loads):
-`UNISR_RETRAIN_CRON` (default `0 3 * * *`, UTC) and `UNISR_FULL_RETRAIN_WEEKDAY` (0 = Monday … 6; -1 = never).
+The crons are read from the environment at load time (Dagster fixes a schedule's cron when the code location
+loads), both in UTC: `UNISR_RETRAIN_CRON` (default `0 3 * * *`) and `UNISR_FULL_RETRAIN_CRON` (default
+`0 4 * * 0`, Sundays, an hour after that day's fine-tune). A tick whose day has no impressions in the source
+yet is skipped with the reason.
 """
+from __future__ import annotations
 
 import os
 from datetime import timedelta
 
-from dagster import AssetSelection, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from orchestration.assets.ingest import impression_days
-from orchestration.assets.training import BASELINE_KEYS, pretrained_model
-from orchestration.jobs import pipeline_job
+from orchestration.jobs import finetune_job, full_retrain_job
 
 RETRAIN_CRON = os.environ.get("UNISR_RETRAIN_CRON", "0 3 * * *")
-FULL_RETRAIN_WEEKDAY = int(os.environ.get("UNISR_FULL_RETRAIN_WEEKDAY", "6"))
-
-#: Assets a daily (fine-tune only) tick skips: they are rebuilt on the weekly full retrain.
-WEEKLY_ONLY = AssetSelection.assets(pretrained_model, *BASELINE_KEYS)
+FULL_RETRAIN_CRON = os.environ.get("UNISR_FULL_RETRAIN_CRON", "0 4 * * 0")
 
 
-@schedule(job=pipeline_job, cron_schedule=RETRAIN_CRON, execution_timezone="UTC", name="daily_retrain")
-def daily_retrain(context: ScheduleEvaluationContext):
-    """Run the pipeline for the day before the tick; a full retrain on the weekly day, else fine-tune only."""
+def previous_day_request(context: ScheduleEvaluationContext, kind: str) -> RunRequest | SkipReason:
+    """A run of the tick's job for the day before the tick, or a SkipReason when that day is not a partition yet."""
     day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
     if not context.instance.has_dynamic_partition(impression_days.name, day):
         return SkipReason(f"no impressions for {day} in the source yet (materialize `source_data` to register days)")
-    full = context.scheduled_execution_time.weekday() == FULL_RETRAIN_WEEKDAY
-    selection = None if full else (pipeline_job.selection - WEEKLY_ONLY)
-    return RunRequest(
-        run_key=f"daily_retrain-{day}",
-        partition_key=day,
-        asset_selection=None if selection is None else list(selection.resolve(_asset_graph(context))),
-        tags={"unisr/retrain": "full" if full else "finetune"},
-    )
+    return RunRequest(run_key=f"{kind}-{day}", partition_key=day, tags={"unisr/retrain": kind})
 
 
-def _asset_graph(context: ScheduleEvaluationContext):
-    from orchestration.definitions import defs
+@schedule(job=finetune_job, cron_schedule=RETRAIN_CRON, execution_timezone="UTC", name="daily_finetune")
+def daily_finetune(context: ScheduleEvaluationContext):
+    """Yesterday's partition: ingest, refresh, fine-tune from the latest pretrained model, evaluate, promote."""
+    return previous_day_request(context, "finetune")
 
-    return defs.resolve_asset_graph()
+
+@schedule(job=full_retrain_job, cron_schedule=FULL_RETRAIN_CRON, execution_timezone="UTC", name="weekly_full_retrain")
+def weekly_full_retrain(context: ScheduleEvaluationContext):
+    """Yesterday's partition with everything retrained: pretraining, fine-tuning and the baselines."""
+    return previous_day_request(context, "full")
