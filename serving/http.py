@@ -97,8 +97,9 @@ def create_app(ranker: Ranker, limits: ServingLimits | None = None) -> FastAPI:
     def reload() -> dict:
         try:
             changed = ranker.reload()
-        except (CorruptCheckpointError, FileNotFoundError) as err:
-            raise HTTPException(status_code=409, detail={"error": str(err), "model_version": ranker.model_version,
+        except (CorruptCheckpointError, FileNotFoundError, KeyError) as err:  # refused, gone, not in the registry
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            raise HTTPException(status_code=409, detail={"error": message, "model_version": ranker.model_version,
                                                          "kept": True}) from err
         return {"model_version": ranker.model_version, "changed": changed}
 
