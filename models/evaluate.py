@@ -24,7 +24,7 @@ def score(checkpoint: str | Path, data_dir: str | Path, split: str = "test", dev
     """Click probabilities of CKPT for the rows of DIR/{split}.parquet (in file order), the encoded split and
     the mean aspect-gate weights by domain (empty unless the model gates)."""
     dev = resolve_device(device)
-    model, spec, vocab = ckpt_io.build_from(ckpt_io.load(checkpoint), dev)
+    model, spec, vocab = ckpt_io.build_from(ckpt_io.load(checkpoint), dev, path=checkpoint)
     folder = TrainingFolder.open(data_dir)
     if folder.text_dim != spec.text_dim:
         raise ValueError(f"{data_dir}: text embeddings have D={folder.text_dim}, {checkpoint} expects {spec.text_dim}")

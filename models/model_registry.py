@@ -12,7 +12,7 @@ from typing import Any
 
 from models.file_digest import file_digest, is_digest_prefix, read_sidecar, write_sidecar
 
-__all__ = ["GateDecision", "ModelRegistry", "ModelVersion", "file_digest", "gate_decision"]
+__all__ = ["ModelRegistry", "ModelVersion", "file_digest"]
 
 
 @dataclass
@@ -35,46 +35,6 @@ class ModelVersion:
         8-hex prefix the version name carries."""
         prefix = self.version.rsplit("-", 1)[-1]
         return self.sha256 or (prefix if is_digest_prefix(prefix) else "")
-
-    @property
-    def coldstart_auc(self) -> float | None:
-        value = self.metrics.get("coldstart_auc")
-        return None if value is None else float(value)
-
-
-@dataclass
-class GateDecision:
-    """Whether a candidate replaces the promoted model, and why (shown in the check's metadata)."""
-
-    promote: bool
-    reasons: list[str]
-    candidate_auc: float
-    promoted_auc: float | None
-    best_baseline_auc: float | None
-    tolerance: float
-
-
-def gate_decision(
-    candidate_auc: float, promoted_auc: float | None, best_baseline_auc: float | None, tolerance: float
-) -> GateDecision:
-    """Promote iff cold-start AUC ≥ promoted − tolerance and ≥ the best baseline's."""
-    reasons = []
-    ok = True
-    if promoted_auc is None:
-        reasons.append("no model promoted yet")
-    elif candidate_auc >= promoted_auc - tolerance:
-        reasons.append(f"AUC {candidate_auc:.4f} ≥ promoted {promoted_auc:.4f} − {tolerance}")
-    else:
-        ok = False
-        reasons.append(f"AUC {candidate_auc:.4f} < promoted {promoted_auc:.4f} − {tolerance}")
-    if best_baseline_auc is None:
-        reasons.append("no baseline to compare with")
-    elif candidate_auc >= best_baseline_auc:
-        reasons.append(f"AUC {candidate_auc:.4f} ≥ best baseline {best_baseline_auc:.4f}")
-    else:
-        ok = False
-        reasons.append(f"AUC {candidate_auc:.4f} < best baseline {best_baseline_auc:.4f}")
-    return GateDecision(ok, reasons, candidate_auc, promoted_auc, best_baseline_auc, tolerance)
 
 
 def _atomic_write_json(path: Path, payload: Any) -> None:

@@ -105,7 +105,9 @@ class TrainerResource(ConfigurableResource):
     device: str = "auto"
     #: >1 launches `torchrun --nproc_per_node N` (DDP) instead of training in-process.
     nproc_per_node: int = 1
-    epochs: int = 3
+    #: Pretraining epochs: validation AUC peaks at the 2nd epoch on the synthetic default (ID embeddings then
+    #: memorise), and early stopping keeps the best epoch.
+    epochs: int = 2
     batch_size: int = 2048
     #: The cold-start data is small: smaller batches and more epochs (with early stopping on valid AUC).
     finetune_epochs: int = 8
@@ -114,6 +116,9 @@ class TrainerResource(ConfigurableResource):
     num_threads: int = 0
     #: Seed of initialisation and batch order (the seed benchmark trains with several).
     seed: int = 0
+    #: Retention: run folders (checkpoints, last.pt) kept per training asset, most recently used first; older ones
+    #: are deleted after each training asset, except those the model registry needs (models/run_folders.py).
+    run_folders_kept: int = 3
 
     def train(self, log, data_dir: Path, out_dir: Path, model: str, model_kwargs: dict, epochs: int = 0,
               small_data: bool = False) -> dict:

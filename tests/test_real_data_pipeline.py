@@ -1,7 +1,6 @@
-"""The whole pipeline on the real MovieLens and MIND data in ../shared/data produces the evaluation report.
-
-The promotion gate may legitimately refuse a model here (it is a decision, not an error); every other check
-must pass. The report is printed so the CI log carries the real numbers.
+"""The whole pipeline on the real MovieLens and MIND data in ../shared/data produces the evaluation report
+and ends with a model serving. Every check passes; the report (with CIs, references, and the note that real
+data has no Bayes ceiling) is printed so the CI log carries the real numbers.
 """
 from __future__ import annotations
 
@@ -31,14 +30,16 @@ def test_pipeline_produces_the_report_on_real_data(dataset, folder, tmp_path):
         source_result, pipeline = run_pipeline(args, instance)
         assert source_result.success
         failed = [
-            f"{e.asset_key.to_user_string()}:{e.check_name}"
+            f"{e.asset_key.to_user_string()}:{e.check_name}: {e.description}"
             for e in pipeline.get_asset_check_evaluations()
-            if not e.passed and e.check_name != "promotion_gate"
+            if not e.passed
         ]
         materialized = {e.asset_key.to_user_string() for e in pipeline.get_asset_materialization_events()}
     assert not failed, f"checks failed: {failed}"
-    assert {"raw/impressions", "samples_pretrain", "training_sets", "coldstart_model", "evaluation_report"} <= materialized
+    assert {"raw/impressions", "samples_pretrain", "training_sets", "coldstart_model", "evaluation_report",
+            "promoted_model"} <= materialized
     report = (Paths(tmp_path, dataset).reports_dir / "latest" / "report.md").read_text()
-    for model in ("srf (fine-tuned)", "shared_bottom", "mmoe", "ple", "star", "scratch_dnn"):
+    for model in ("srf (ours)", "shared_bottom", "mmoe", "ple", "star", "scratch_dnn", "ref: item age"):
         assert f"| {model} |" in report
+    assert "no Bayes ceiling" in report
     print(f"\n===== {dataset} evaluation report =====\n{report}")

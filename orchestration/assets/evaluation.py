@@ -18,7 +18,7 @@ from dagster import (
     asset_check,
 )
 
-from models.model_registry import ModelRegistry, file_digest
+from models.model_registry import ModelRegistry
 from orchestration.assets.training import BASELINE_KEYS, coldstart_model, pretrained_model
 from orchestration.lineage import code_version, data_version
 from orchestration.materializations import latest_metadata
@@ -111,14 +111,10 @@ def promotion_gate(context, settings: UnisrSettings) -> AssetCheckResult:
     decision = metadata["decision"]
     registry = ModelRegistry(settings.paths.registry_dir)
     problems = []
-    try:
-        entry = registry.get(decision["serving"])
-        if not Path(entry.checkpoint).exists():
-            problems.append(f"checkpoint {entry.checkpoint} of {entry.version} is missing")
-        elif not entry.version.endswith(file_digest(Path(entry.checkpoint))[:8]):
-            problems.append(f"checkpoint {entry.checkpoint} does not match the digest in its version name")
-    except KeyError as err:
-        problems.append(str(err))
+    try:  # the version chosen to serve must exist and load: digest, finite weights, a model checkpoint
+        registry.load_checkpoint(decision["serving"])
+    except (KeyError, OSError, ValueError) as err:
+        problems.append(f"{decision['serving']} cannot serve: {err}")
     return AssetCheckResult(
         passed=not problems,
         severity=AssetCheckSeverity.ERROR,
