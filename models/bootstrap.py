@@ -182,22 +182,9 @@ class PageViewBootstrap:
 
     def pvctr(self, labels, scores, k: int) -> Estimate:
         """PVCTR@k: share of page views with a click in their top k (models.metrics.pvctr_at_k), resampled."""
-        hit = _page_view_hits(np.asarray(labels, np.float64), np.asarray(scores, np.float64), self.codes, k)
+        hit = M.page_view_hits(labels, scores, self.codes, k).astype(np.float64)
         point = float(hit.mean()) if hit.size else float("nan")
         with np.errstate(invalid="ignore", divide="ignore"):
             samples = self.counts @ hit / self.counts.sum(1)
         return Estimate(point, samples)
 
-
-def _page_view_hits(y: np.ndarray, s: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
-    """[G] 1.0 where a clicked impression is among the page view's k top-scored (ties keep input order)."""
-    if not len(y):
-        return np.zeros(0)
-    order = np.lexsort((np.arange(len(y)), -s, codes))
-    gs = codes[order]
-    n = len(order)
-    new_group = np.r_[True, gs[1:] != gs[:-1]]
-    pos_in_group = np.arange(n) - np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
-    top = pos_in_group < k
-    G = int(codes.max()) + 1
-    return (np.bincount(gs[top], weights=y[order][top], minlength=G) > 0).astype(np.float64)

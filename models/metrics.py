@@ -84,22 +84,29 @@ def logloss(labels, probs, eps: float = 1e-7) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).mean()) if len(y) else float("nan")
 
 
-def pvctr_at_k(labels, scores, page_views, k: int) -> float:
-    """Share of page views with a click among their k top-scored impressions (ties keep input order); NaN if empty."""
+def page_view_hits(labels, scores, codes: np.ndarray, k: int) -> np.ndarray:
+    """[G] bool per group code 0..G-1: a clicked impression is among the page view's k top-scored (ties keep
+    input order). Codes with no rows are False."""
     y = np.asarray(labels, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    g = _group_ids(page_views)
     if not len(y):
-        return float("nan")
-    order = np.lexsort((np.arange(len(y)), -s, g))   # by page view, then score descending, then input order
-    gs = g[order]
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((np.arange(len(y)), -s, codes))   # by page view, then score descending, then input order
+    gs = codes[order]
     n = len(order)
     new_group = np.r_[True, gs[1:] != gs[:-1]]
     pos_in_group = np.arange(n) - np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
     top = pos_in_group < k
-    G = int(g.max()) + 1
-    hit = np.bincount(gs[top], weights=y[order][top], minlength=G) > 0
-    present = np.bincount(g, minlength=G) > 0
+    return np.bincount(gs[top], weights=y[order][top], minlength=int(codes.max()) + 1) > 0
+
+
+def pvctr_at_k(labels, scores, page_views, k: int) -> float:
+    """Share of page views with a click among their k top-scored impressions (ties keep input order); NaN if empty."""
+    g = _group_ids(page_views)
+    if not len(g):
+        return float("nan")
+    hit = page_view_hits(labels, scores, g, k)
+    present = np.bincount(g, minlength=len(hit)) > 0
     return float(hit[present].mean())
 
 
