@@ -1,4 +1,8 @@
-"""Fixtures shared by several test modules (session-scoped: each is built once per pytest run)."""
+"""Fixtures shared by several test modules (session-scoped: each is built once per pytest run).
+
+pyproject's `pythonpath = ["tests", "."]` puts the fixture modules (model_fixture, feature_fixture, raw_fixture,
+serving_fixture) and the repository root on sys.path for every test module: no test edits sys.path.
+"""
 from __future__ import annotations
 
 import pytest

@@ -22,19 +22,18 @@ import torch
 import torch.distributed as dist
 from torch.utils._python_dispatch import TorchDispatchMode
 
-sys.path.insert(0, str(Path(__file__).parent))
-from model_fixture import write_folders  # noqa: E402
+from model_fixture import write_folders
 
-from models.batches import DeviceData  # noqa: E402
-from models.checkpoint_writer import BackgroundCheckpointWriter, CheckpointSchedule  # noqa: E402
-from models.distributed import (DeviceUnavailableError, DistContext, device_info, resolve_device,  # noqa: E402
+from models.batches import DeviceData
+from models.checkpoint_writer import BackgroundCheckpointWriter, CheckpointSchedule
+from models.distributed import (DeviceUnavailableError, DistContext, device_info, resolve_device,
                                 sync_running_stats, unused_gpu_warning)
-from models.layers.divergence import domain_js, domain_mmd  # noqa: E402
-from models.layers.star import PartitionedNorm  # noqa: E402
-from models.registry import build_model  # noqa: E402
-from models.train import load_split, predict  # noqa: E402
-from models.training_data import TrainingFolder, feature_spec  # noqa: E402
-from models.vocab import Vocabularies  # noqa: E402
+from models.layers.divergence import domain_js, domain_mmd
+from models.layers.star import PartitionedNorm
+from models.registry import build_model
+from models.train import load_split, predict
+from models.training_data import TrainingFolder, feature_spec
+from models.vocab import Vocabularies
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour of a machine without CUDA")

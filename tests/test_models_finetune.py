@@ -1,13 +1,10 @@
 """Cold-start fine-tuning: frozen levels stay bit-identical, others move; tower init; scratch; CLI."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from model_fixture import DOMAINS, write_folders  # noqa: E402
+from model_fixture import DOMAINS, write_folders
 
 from models import checkpoint as ckpt_io
 from models.evaluate import evaluate

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from model_fixture import write_folders  # noqa: E402
+from model_fixture import write_folders
 
 from models import checkpoint as ckpt_io
 from models.evaluate import evaluate

@@ -118,8 +118,7 @@ def test_served_by_a_real_uvicorn_process_on_loopback(loopback_url, world):
 def test_one_abusive_client_is_refused_and_the_others_see_no_errors(loopback_url, world):
     """benchmarks/load_test_abusive_client.py in miniature: its refusals and zero errors for the normal clients.
     How much the abuser slows the others is measured by the benchmark (README), never asserted here."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from load_test_abusive_client import abusive_bodies, measure
+    from benchmarks.load_test_abusive_client import abusive_bodies, measure
 
     normal = [json.dumps({"user_id": f"u:{k % 5}", "domain": "rec_a", "items": world.items[k % 7: k % 7 + 100]}
                          ).encode() for k in range(20)]
