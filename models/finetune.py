@@ -7,13 +7,17 @@ domains, freezes the chosen levels (requires_grad False, left out of the optimis
 frozen level has no dropout noise) and trains the rest on the cold-start training folder.
 freeze="scratch" instead trains a fresh model (the pretrained config, or `scratch_model`) on the cold-start
 data only, with its own vocabularies: the no-transfer reference.
+freeze="auto" fine-tunes once per level of AUTO_FREEZE_LEVELS, into OUT/<level>/ (OUT/L0, OUT/L0_L1, OUT/none),
+and keeps the best by validation AUC (best_freeze_level; the test split never takes part in the choice).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,13 +31,15 @@ from models.training_data import TrainingFolder
 
 log = logging.getLogger("models.train")
 FREEZE = {"L0": ("L0",), "L0+L1": ("L0", "L1"), "none": (), "scratch": ()}
+#: The levels freeze="auto" tries ("scratch" is the no-transfer baseline, never chosen by "auto").
+AUTO_FREEZE_LEVELS = ("L0", "L0+L1", "none")
 
 
 @dataclass
 class FinetuneConfig(TrainConfig):
     """TrainConfig plus: freeze (L0 | L0+L1 | none | scratch), target domains, tower initialisation."""
 
-    freeze: str = "L0"
+    freeze: str = "L0"                        # L0 | L0+L1 | none | scratch | auto (the best by valid AUC)
     target_domains: list[int] | None = None   # None = the domains whose role is "coldstart" in meta.json
     init_from: str = "closest"                # closest | mean | a domain id
     scratch_model: str = ""                   # freeze=scratch: model name ("" = the pretrained model's), e.g. dnn
@@ -53,11 +59,53 @@ def closest_domain(target: int, meta: dict, counts: list[int]) -> int:
     return max(pool, key=lambda k: (counts[k], -k))
 
 
+def freeze_levels(freeze: str) -> tuple[str, ...]:
+    """The levels a `freeze` setting fine-tunes: AUTO_FREEZE_LEVELS for "auto", else that one level."""
+    if freeze == "auto":
+        return AUTO_FREEZE_LEVELS
+    if freeze not in FREEZE:
+        raise ValueError(f"finetune: freeze={freeze!r}; use auto or one of {list(FREEZE)}")
+    return (freeze,)
+
+
+def level_dir(out_dir: str | Path, level: str) -> Path:
+    """OUT/<level>, where freeze="auto" fine-tunes `level` (`+` left out of folder names: OUT/L0_L1)."""
+    return Path(out_dir) / level.replace("+", "_")
+
+
+def _selection_auc(result: dict) -> float:
+    auc = result["metrics"].get("auc")
+    return -math.inf if auc is None or math.isnan(auc) else float(auc)
+
+
+def best_freeze_level(freeze: str, out_dir: str | Path, finetune_level: Callable[[str, Path], dict]) -> dict:
+    """Run `finetune_level(level, out)` for each level of `freeze` (into OUT itself for one level, OUT/<level>/ for
+    "auto") and return the result with the best validation AUC, plus "freeze" (the level kept), "levels" (every
+    level's result) and metrics["valid_auc_freeze_<level>"] for every level.
+
+    The one loop over freeze levels: in-process fine-tuning (`finetune` with freeze="auto") and the pipeline's
+    launcher (one torchrun per level) both pass their way of fine-tuning one level."""
+    levels = freeze_levels(freeze)
+    results = {lv: finetune_level(lv, level_dir(out_dir, lv) if len(levels) > 1 else Path(out_dir)) for lv in levels}
+    best = max(levels, key=lambda lv: _selection_auc(results[lv]))
+    aucs = {lv: results[lv]["metrics"].get("auc") for lv in levels}
+    if len(levels) > 1:
+        log.info("freeze levels by valid AUC: %s -> %s", {lv: round(a, 4) if a is not None else None
+                                                         for lv, a in aucs.items()}, best)
+    metrics = {**results[best]["metrics"], **{f"valid_auc_freeze_{lv}": auc for lv, auc in aucs.items()}}
+    return {**results[best], "metrics": metrics, "freeze": best, "levels": results}
+
+
 def finetune(cfg: FinetuneConfig, data_dir: str | Path, pretrained_ckpt: str | Path, out_dir: str | Path,
              on_epoch_end=None) -> dict:
-    """Fine-tune CKPT on the cold-start folder DIR; writes OUT/checkpoint.pt + metrics.json like train()."""
-    if cfg.freeze not in FREEZE:
-        raise ValueError(f"finetune: freeze={cfg.freeze!r}; use one of {list(FREEZE)}")
+    """Fine-tune CKPT on the cold-start folder DIR; writes OUT/checkpoint.pt + metrics.json like train().
+
+    freeze="auto": each level of AUTO_FREEZE_LEVELS into OUT/<level>/, the best by validation AUC returned
+    (best_freeze_level: "freeze" names it, metrics hold every level's valid AUC)."""
+    if cfg.freeze == "auto":
+        return best_freeze_level("auto", out_dir, lambda level, out: finetune(
+            replace(cfg, freeze=level), data_dir, pretrained_ckpt, out, on_epoch_end))
+    freeze_levels(cfg.freeze)   # a clear error for an unknown level
     pre = ckpt_io.load(pretrained_ckpt)
     if cfg.freeze == "scratch":
         pre_cfg = dict(pre["model_config"])
@@ -116,10 +164,14 @@ def main(argv: list[str] | None = None) -> None:
     add_config_args(parser, FinetuneConfig)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    result = finetune(config_from_args(FinetuneConfig, args), args.data, args.pretrained, args.out)
+    cfg = config_from_args(FinetuneConfig, args)
+    result = finetune(cfg, args.data, args.pretrained, args.out)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank returns; one summary line
-        print(json.dumps({"checkpoint": str(result["checkpoint"]), "valid_auc": result["metrics"].get("auc"),
-                          "step": result["step"], "stopped": result["stopped"]}))
+        summary = {"checkpoint": str(result["checkpoint"]), "valid_auc": result["metrics"].get("auc"),
+                   "step": result["step"], "stopped": result["stopped"], "freeze": result.get("freeze", cfg.freeze)}
+        if "levels" in result:
+            summary["valid_auc_by_freeze"] = {lv: r["metrics"].get("auc") for lv, r in result["levels"].items()}
+        print(json.dumps(summary))
 
 
 if __name__ == "__main__":

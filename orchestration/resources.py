@@ -95,10 +95,6 @@ class TextEncoderResource(ConfigurableResource):
         )
 
 
-#: Freeze levels tried by `freeze="auto"` (the spec's levels; "scratch" is a separate baseline).
-AUTO_FREEZE_LEVELS = ("L0", "L0+L1", "none")
-
-
 class TrainerResource(ConfigurableResource):
     """How training runs: device, multi-GPU launch with torchrun, and the default budget."""
 
@@ -129,22 +125,14 @@ class TrainerResource(ConfigurableResource):
                             epochs=epochs, small_data=small_data)
 
     def finetune(self, log, data_dir: Path, pretrained: Path, out_dir: Path, freeze: str, epochs: int = 0) -> dict:
-        """Fine-tune a pretrained checkpoint for the cold-start domain; returns {"checkpoint", "metrics", "freeze"}.
+        """Fine-tune a pretrained checkpoint for the cold-start domain; returns {"checkpoint", "metrics", "freeze",
+        "levels", "device"}.
 
-        `freeze="auto"` fine-tunes with each of L0, L0+L1 and none and keeps the best by *validation* AUC
-        (model selection never looks at the test split); the metrics record every level's validation AUC.
+        `freeze="auto"` fine-tunes each of models.finetune.AUTO_FREEZE_LEVELS into OUT/<level>/ and keeps the best
+        by *validation* AUC (models.finetune.best_freeze_level; model selection never looks at the test split);
+        the metrics record every level's validation AUC, "levels" every level's result.
         """
         from orchestration.training_launch import run_training
 
-        levels = AUTO_FREEZE_LEVELS if freeze == "auto" else (freeze,)
-        results = {}
-        for level in levels:
-            target = Path(out_dir) / level.replace("+", "_") if len(levels) > 1 else Path(out_dir)
-            results[level] = run_training(self, log, "finetune", data_dir, target, pretrained=pretrained,
-                                          freeze=level, epochs=epochs, small_data=True)
-        best = max(results, key=lambda level: results[level]["metrics"].get("auc") or 0.0)
-        chosen = dict(results[best], freeze=best)
-        chosen["metrics"] = {**chosen["metrics"], **{f"valid_auc_freeze_{k}": v["metrics"].get("auc") for k, v in results.items()}}
-        if len(levels) > 1:
-            log.info(f"freeze levels by valid AUC: { {k: v['metrics'].get('auc') for k, v in results.items()} } -> {best}")
-        return chosen
+        return run_training(self, log, "finetune", data_dir, out_dir, pretrained=pretrained, freeze=freeze,
+                            epochs=epochs, small_data=True)

@@ -149,37 +149,48 @@ def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path
                  model_kwargs: dict | None = None, pretrained: Path | None = None, freeze: str = "L0",
                  epochs: int = 0, small_data: bool = False) -> dict:
     """Train (`mode="train"`) or fine-tune; returns {"checkpoint": Path, "metrics": dict with "curve", "device": dict}
-    (the same shape in-process and under torchrun)."""
+    (the same shape in-process and under torchrun); fine-tuning adds "freeze" (the level kept) and "levels".
+
+    Fine-tuning goes through models.finetune.best_freeze_level: freeze="auto" fine-tunes each level into
+    OUT/<level>/ (one torchrun per level when nproc_per_node > 1) and keeps the best by validation AUC."""
     model_kwargs = model_kwargs or {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_nproc(settings)
     budget = _budget(settings, epochs, small_data, mode, data_dir)
-    if settings.nproc_per_node > 1:
-        _torchrun(settings, dagster_log, mode, _cli_args(mode, data_dir, out_dir, settings, budget, model,
-                                                         model_kwargs, pretrained, freeze))
-        result = read_run_result(out_dir)
-    else:
-        result = _in_process(settings, dagster_log, mode, data_dir, out_dir, budget, model, model_kwargs, pretrained,
-                             freeze)
+
+    def run_once(level: str, out: Path) -> dict:
+        out.mkdir(parents=True, exist_ok=True)
+        if settings.nproc_per_node > 1:
+            _torchrun(settings, dagster_log, mode, _cli_args(mode, data_dir, out, settings, budget, model,
+                                                             model_kwargs, pretrained, level))
+            return read_run_result(out)
+        return _in_process(settings, mode, data_dir, out, budget, model, model_kwargs, pretrained, level)
+
+    with forward_logs(dagster_log):
+        if mode == "train":
+            result = run_once(freeze, out_dir)
+        else:
+            from models.finetune import best_freeze_level
+
+            result = best_freeze_level(freeze, out_dir, run_once)
     warning = result["device"].get("warning")
     if warning:
         dagster_log.warning(warning)
     return result
 
 
-def _in_process(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path, budget: dict, model: str,
-                model_kwargs: dict, pretrained: Path | None, freeze: str) -> dict:
+def _in_process(settings, mode: str, data_dir: Path, out_dir: Path, budget: dict, model: str, model_kwargs: dict,
+                pretrained: Path | None, freeze: str) -> dict:
     common = dict(**budget, device=settings.device, num_threads=settings.num_threads, progress=False)
-    with forward_logs(dagster_log):
-        if mode == "train":
-            from models.train import TrainConfig, train
+    if mode == "train":
+        from models.train import TrainConfig, train
 
-            result = train(TrainConfig(model=model, model_kwargs=model_kwargs, **common), data_dir, out_dir)
-        else:
-            from models.finetune import FinetuneConfig, finetune
+        result = train(TrainConfig(model=model, model_kwargs=model_kwargs, **common), data_dir, out_dir)
+    else:
+        from models.finetune import FinetuneConfig, finetune
 
-            result = finetune(FinetuneConfig(freeze=freeze, **common), data_dir, pretrained, out_dir)
+        result = finetune(FinetuneConfig(freeze=freeze, **common), data_dir, pretrained, out_dir)
     metrics = dict(result["metrics"])
     metrics.setdefault("curve", result.get("curve", []))
     return {"checkpoint": Path(result["checkpoint"]), "metrics": metrics, "device": result.get("device", {})}

@@ -14,3 +14,18 @@ def served_world(tmp_path_factory):
     from serving_fixture import build_world
 
     return build_world(tmp_path_factory.mktemp("served_world"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory):
+    """(folders, checkpoint): tiny model folders (tests/model_fixture.py) and an SRF pretrained on them for two
+    epochs, for fine-tuning tests."""
+    from model_fixture import write_folders
+
+    from models.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_pretrained")
+    folders = write_folders(root, n_warm=1500, n_cold=1200)
+    result = train(TrainConfig(model_kwargs={"hidden": 16}, epochs=2, batch_size=256, num_threads=1, progress=False,
+                               checkpoint_every=0), folders["pretrain"], root / "pre")
+    return folders, result["checkpoint"]

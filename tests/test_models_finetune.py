@@ -4,21 +4,11 @@ import json
 import pytest
 import torch
 
-from model_fixture import DOMAINS, write_folders
+from model_fixture import DOMAINS
 
 from models import checkpoint as ckpt_io
 from models.evaluate import evaluate
-from models.finetune import FinetuneConfig, closest_domain, finetune, main
-from models.train import TrainConfig, train
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ft")
-    f = write_folders(root, n_warm=1500, n_cold=1200)
-    res = train(TrainConfig(model_kwargs={"hidden": 16}, epochs=2, batch_size=256, num_threads=1, progress=False,
-                            checkpoint_every=0), f["pretrain"], root / "pre")
-    return f, res["checkpoint"]
+from models.finetune import FinetuneConfig, closest_domain, finetune, level_dir, main
 
 
 def _levels(ckpt_path, init_domain=None):
@@ -36,8 +26,8 @@ def fcfg(**kw):
 
 
 @pytest.mark.parametrize("freeze,frozen", [("L0", {"L0"}), ("L0+L1", {"L0", "L1"}), ("none", set())])
-def test_frozen_levels_bit_identical_others_move(pretrained, tmp_path, freeze, frozen):
-    folders, pre = pretrained
+def test_frozen_levels_bit_identical_others_move(tiny_pretrained, tmp_path, freeze, frozen):
+    folders, pre = tiny_pretrained
     res = finetune(fcfg(freeze=freeze), folders["coldstart"], pre, tmp_path)
     before, after = _levels(pre, (2, 1)), _levels(res["checkpoint"])
     for lv in ("L0", "L1", "L2"):
@@ -52,8 +42,8 @@ def test_frozen_levels_bit_identical_others_move(pretrained, tmp_path, freeze, f
     assert res["metrics"]["auc"] > 0.55 and set(res["metrics"]["domain_auc"]) == {2}
 
 
-def test_new_tower_initialised_from_closest_domain(pretrained, tmp_path):
-    folders, pre = pretrained
+def test_new_tower_initialised_from_closest_domain(tiny_pretrained, tmp_path):
+    folders, pre = tiny_pretrained
     meta = {"domains": DOMAINS}
     assert closest_domain(2, meta, [100, 50, 0]) == 1          # same task (rec) beats more rows
     assert closest_domain(1, {"domains": DOMAINS[:1] + [{**DOMAINS[1], "role": "coldstart"}] + DOMAINS[2:]},
@@ -65,8 +55,8 @@ def test_new_tower_initialised_from_closest_domain(pretrained, tmp_path):
     assert res["stopped"] == "max_steps"
 
 
-def test_scratch_trains_own_vocab_and_cli(pretrained, tmp_path):
-    folders, pre = pretrained
+def test_scratch_trains_own_vocab_and_cli(tiny_pretrained, tmp_path):
+    folders, pre = tiny_pretrained
     main(["--data", str(folders["coldstart"]), "--pretrained", str(pre), "--freeze", "scratch", "--scratch-model",
           "dnn", "--model-arg", "hidden=8", "--out", str(tmp_path), "--epochs", "1", "--batch-size", "256",
           "--no-progress", "--num-threads", "1"])
@@ -74,3 +64,24 @@ def test_scratch_trains_own_vocab_and_cli(pretrained, tmp_path):
     assert ck["model_config"]["name"] == "dnn" and ck["vocab"]["item"] != ckpt_io.load(pre)["vocab"]["item"]
     out = evaluate(tmp_path / "checkpoint.pt", folders["coldstart"], "test", device="cpu")
     assert 0 <= out["auc"] <= 1 and json.loads((tmp_path / "metrics.json").read_text())["curve"]
+
+
+def test_cli_freeze_auto_keeps_the_level_with_the_best_valid_auc(tiny_pretrained, tmp_path, capsys):
+    folders, pre = tiny_pretrained
+    main(["--data", str(folders["coldstart"]), "--pretrained", str(pre), "--freeze", "auto", "--out", str(tmp_path),
+          "--epochs", "1", "--batch-size", "256", "--no-progress", "--num-threads", "1"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    valid_auc = {level: json.loads((tmp_path / folder / "metrics.json").read_text())["metrics"]["auc"]
+                 for level, folder in (("L0", "L0"), ("L0+L1", "L0_L1"), ("none", "none"))}
+    assert len(set(valid_auc.values())) == 3, valid_auc          # the levels really differ, so the choice matters
+    best = max(valid_auc, key=valid_auc.get)
+    assert summary["freeze"] == best and summary["valid_auc_by_freeze"] == valid_auc
+    assert summary["checkpoint"] == str(level_dir(tmp_path, best) / "checkpoint.pt")
+    assert ckpt_io.load(summary["checkpoint"])["finetune"]["freeze"] == best
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_unknown_freeze_level_is_refused_before_training(tiny_pretrained, tmp_path):
+    folders, pre = tiny_pretrained
+    with pytest.raises(ValueError, match="freeze='L9'"):
+        finetune(fcfg(freeze="L9"), folders["coldstart"], pre, tmp_path)

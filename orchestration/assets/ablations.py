@@ -17,7 +17,6 @@ MODEL_VARIANTS = [
     ("divergence", "mmd", {"divergence": "mmd"}),
     ("divergence", "none", {"divergence": "none"}),
 ]
-FREEZE_VARIANTS = ["L0", "L0+L1", "none", "scratch"]
 
 
 class AblationConfig(Config):
@@ -45,15 +44,16 @@ def ablation_study(
         rows.append({"study": study, "variant": variant, **{k: result.get(k) for k in ("auc", "new_item_auc", "gauc", "pvctr@1")}})
         context.log.info(f"ablation {study}={variant}: AUC {result.get('auc'):.4f}")
 
-    valid_auc = {}
-    for freeze in FREEZE_VARIANTS:
-        out = run_dir(context, settings, f"ablation_freeze_{freeze}")
-        fine = trainer.finetune(context.log, cold_dir, default_pretrained, out, freeze, config.epochs)
-        valid_auc[freeze] = fine["metrics"].get("auc") or 0.0
-        record("freeze", freeze, fine["checkpoint"])
-    # the default pipeline picks the freeze level by validation AUC ("auto"): compare the other studies to it
-    auto_choice = max((f for f in FREEZE_VARIANTS if f != "scratch"), key=valid_auc.get)
-    default_row = next(r for r in rows if r["variant"] == auto_choice)
+    # freeze="auto" fine-tunes every level (the freeze study) and picks the default pipeline's level by valid AUC
+    auto = trainer.finetune(context.log, cold_dir, default_pretrained, run_dir(context, settings, "ablation_freeze"),
+                            "auto", config.epochs)
+    for level, fine in auto["levels"].items():
+        record("freeze", level, fine["checkpoint"])
+    scratch = trainer.finetune(context.log, cold_dir, default_pretrained,
+                               run_dir(context, settings, "ablation_freeze_scratch"), "scratch", config.epochs)
+    record("freeze", "scratch", scratch["checkpoint"])
+    # the other studies are compared to the level the default pipeline would pick
+    default_row = next(r for r in rows if r["study"] == "freeze" and r["variant"] == auto["freeze"])
     rows.append({**default_row, "study": "gating", "variant": "domain (default)"})
     rows.append({**default_row, "study": "divergence", "variant": "js (default)"})
     rows.append({**default_row, "study": "text", "variant": "with text (default)"})
