@@ -41,8 +41,7 @@ $(CUDA_STAMP): $(STAMP)
 	touch $(CUDA_STAMP)
 
 ## Materialize the whole asset graph on the embedded default (synthetic data, DuckDB, SQLite, local Dagster).
-run: install
-	mkdir -p $(DAGSTER_HOME)
+run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m orchestration.run_all
 
 ## Run the test suite.
@@ -50,9 +49,14 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Dagster UI on 127.0.0.1:3000 (workspace.yaml).
-ui: install
-	mkdir -p $(DAGSTER_HOME)
+ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## The local Dagster instance's config, written once (an existing one is kept): run monitoring on, so the daemon
+## of `make ui` fails runs stuck STARTING or CANCELING (run_all fails its own dead runs: orchestration/dead_runs.py).
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n  poll_interval_seconds: 60\n' > $@
 
 clean:
 	rm -rf var

@@ -26,7 +26,8 @@ import torch
 
 from models import checkpoint as ckpt_io
 from models.distributed import setup, teardown
-from models.train import TrainConfig, add_config_args, config_from_args, fit, load_split, train
+from models.train import (TrainConfig, add_config_args, config_from_args, deterministic_kernels, fit, load_split,
+                          train)
 from models.training_data import TrainingFolder
 
 log = logging.getLogger("models.train")
@@ -150,8 +151,9 @@ def finetune(cfg: FinetuneConfig, data_dir: str | Path, pretrained_ckpt: str | P
         torch.manual_seed(cfg.seed + 7919 * ctx.rank)
         extra = {"finetune": {"pretrained": str(pretrained_ckpt), "freeze": cfg.freeze, "target_domains": targets,
                               "init_from": {str(k): v for k, v in init.items()}}}
-        return fit(cfg, ctx, model, spec, vocab, folder.meta, train_split, valid_split, Path(out_dir),
-                   on_epoch_end, extra)
+        with deterministic_kernels(ctx.device):
+            return fit(cfg, ctx, model, spec, vocab, folder.meta, train_split, valid_split, Path(out_dir),
+                       on_epoch_end, extra)
     finally:
         teardown(ctx)
 

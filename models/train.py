@@ -130,6 +130,26 @@ def configure_precision() -> None:
     torch.set_float32_matmul_precision(FLOAT32_MATMUL_PRECISION)
 
 
+@contextlib.contextmanager
+def deterministic_kernels(device: torch.device):
+    """On CPU, torch's deterministic kernels for the duration (the previous setting is restored after).
+
+    With more than one intra-op thread, the backward of `weight[index]` (index_put_ with accumulate, as in the
+    models' per-domain parameters) sums rows in a thread-dependent order, so two runs with the same data and
+    seed differed (STAR's pretrained weights by 1e-3 after one epoch on the tiny data). CUDA runs are left as
+    they are (bf16 autocast and atomics make them reproducible only to a tolerance anyway).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
 def make_optimizer(params: list[nn.Parameter], cfg: "TrainConfig", device: torch.device) -> torch.optim.Optimizer:
     """AdamW; the fused (one-kernel) implementation on CUDA, where the per-parameter loop is launch-bound."""
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
@@ -396,7 +416,8 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path,
         torch.manual_seed(cfg.seed)                        # same initial weights on every rank
         model = build_model(cfg.model, spec, **cfg.model_kwargs).to(ctx.device)
         torch.manual_seed(cfg.seed + 7919 * ctx.rank)      # then per-rank dropout streams
-        return fit(cfg, ctx, model, spec, vocab, folder.meta, train_split, valid_split, Path(out_dir), on_epoch_end)
+        with deterministic_kernels(ctx.device):
+            return fit(cfg, ctx, model, spec, vocab, folder.meta, train_split, valid_split, Path(out_dir), on_epoch_end)
     finally:
         teardown(ctx)
 

@@ -18,6 +18,8 @@ from typing import Any
 from dagster import DagsterInstance
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from orchestration.dead_runs import fail_dead_runs, owner_tags
+
 
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {"dataset": args.dataset}
@@ -40,7 +42,8 @@ def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
     resources = _run_config(args)
     source_config = {"seed": args.seed, "tiny": args.tiny, "n_impressions": args.n_impressions}
     source = defs.get_job_def("source").execute_in_process(
-        instance=instance, run_config={**resources, "ops": {"source_data": {"config": source_config}}}, raise_on_error=False
+        instance=instance, run_config={**resources, "ops": {"source_data": {"config": source_config}}},
+        tags=owner_tags(), raise_on_error=False,
     )
     if not source.success:
         return source, None
@@ -55,7 +58,7 @@ def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
     pipeline = defs.get_job_def("pipeline").execute_in_process(
         instance=instance,
         run_config=resources,
-        tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
+        tags={**owner_tags(), ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
         raise_on_error=False,
     )
     return source, pipeline
@@ -68,7 +71,8 @@ def run_benchmark(args: argparse.Namespace, instance: DagsterInstance):
     config = _run_config(args)
     seeds = [int(s) for s in args.benchmark_seeds.split(",")]
     config["ops"] = {"seed_benchmark": {"config": {"seeds": seeds, "epochs": args.epochs}}}
-    return defs.get_job_def("benchmark").execute_in_process(instance=instance, run_config=config, raise_on_error=False)
+    return defs.get_job_def("benchmark").execute_in_process(instance=instance, run_config=config, tags=owner_tags(),
+                                                            raise_on_error=False)
 
 
 def _run_log_path(args: argparse.Namespace) -> Path:
@@ -147,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"full Dagster log: {log_path}")
     with _quiet(log_path):
         instance = DagsterInstance.get()
+        dead = fail_dead_runs(instance)  # runs of an earlier run_all that was killed: FAILURE, not STARTED forever
         results = (None, run_benchmark(args, instance)) if args.benchmark else run_pipeline(args, instance)
     lines, ok, serving = summarize(results)
+    for line in dead:
+        print(line)
     print("\n=== unisr run summary ===")
     print("\n".join(lines))
     if serving:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -107,6 +108,7 @@ def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, 
         args += ["--lr", repr(budget["lr"])]
     if settings.num_threads:
         args += ["--num-threads", str(settings.num_threads)]
+    args += ["--seed", str(settings.seed)]
     if mode == "train":
         args += ["--model", model] + [a for k, v in model_kwargs.items() for a in ("--model-arg", f"{k}={v}")]
     else:
@@ -115,10 +117,14 @@ def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, 
 
 
 def _torchrun(settings, dagster_log, mode: str, args: list[str]) -> None:
+    from orchestration.child_processes import tied_process
+
+    # Tied: torchrun gets SIGTERM when this process dies (and then stops its workers), each worker when torchrun
+    # dies (`run-module`), and an error here (a cancelled run) stops torchrun instead of waiting for it.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={settings.nproc_per_node}",
-           "-m", f"models.{mode}", *args]
+           "-m", "orchestration.child_processes", "run-module", f"models.{mode}", *args]
     dagster_log.info("launching: " + " ".join(cmd))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+    with tied_process(cmd, signal.SIGTERM, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
             dagster_log.info(line.rstrip())
     if proc.returncode:
@@ -182,7 +188,8 @@ def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path
 
 def _in_process(settings, mode: str, data_dir: Path, out_dir: Path, budget: dict, model: str, model_kwargs: dict,
                 pretrained: Path | None, freeze: str) -> dict:
-    common = dict(**budget, device=settings.device, num_threads=settings.num_threads, progress=False)
+    common = dict(**budget, device=settings.device, num_threads=settings.num_threads, seed=settings.seed,
+                  progress=False)
     if mode == "train":
         from models.train import TrainConfig, train
 

@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, 
 from orchestration.assets.features import training_sets
 from orchestration.lineage import code_version, data_version
 from orchestration.resources import TrainerResource, UnisrSettings
-from models.model_registry import ModelRegistry
+from models.model_registry import ModelRegistry, file_digest
 from orchestration.materializations import recorded_path
 
 GROUP = "training"
@@ -35,9 +35,42 @@ class FinetuneConfig(Config):
     epochs: int = 0
 
 
-def run_dir(context: AssetExecutionContext, settings: UnisrSettings, name: str) -> Path:
-    """A fresh folder per run and model, so a failed run never overwrites earlier checkpoints."""
-    return settings.paths.models_dir / "runs" / context.run_id / name
+#: TrainerResource fields that do not change what is trained (left out of the run folder's key).
+KEY_FREE_TRAINER_FIELDS = ("run_folders_kept",)
+
+
+def runs_root(settings: UnisrSettings) -> Path:
+    return settings.paths.models_dir / "runs"
+
+
+def run_dir(context: AssetExecutionContext, settings: UnisrSettings, name: str, extra: dict | None = None) -> Path:
+    """`models/<dataset>/runs/<asset>/<key>/<name>`: the same work (asset, partition, its config, the trainer's
+    config, the training folders' content and `extra` inputs such as an upstream checkpoint's digest) always gets
+    the same folder, so a re-run after a crash resumes from its last.pt (models/run_folders.py)."""
+    from models.run_folders import tree_digest, work_folder
+
+    trainer = getattr(context.resources, "trainer", None)
+    inputs = {
+        "asset": context.asset_key.to_user_string(),
+        "partition": context.partition_key if context.has_partition_key else None,
+        "config": context.op_execution_context.op_config or {},
+        "trainer": {k: v for k, v in trainer.model_dump().items() if k not in KEY_FREE_TRAINER_FIELDS} if trainer else {},
+        "training_data": tree_digest(settings.paths.training_dir),
+        **(extra or {}),
+    }
+    return work_folder(runs_root(settings), context.asset_key.to_user_string(), inputs) / name
+
+
+def collect_run_folders(context: AssetExecutionContext, settings: UnisrSettings, trainer: TrainerResource) -> None:
+    """Retention: keep the `trainer.run_folders_kept` most recently used run folders of each asset, and any the
+    model registry needs (models/run_folders.py); log what was deleted."""
+    from models.run_folders import collect_garbage, registry_references
+
+    removed = collect_garbage(runs_root(settings), trainer.run_folders_kept,
+                              registry_references(settings.paths.registry_dir))
+    if removed:
+        context.log.info(f"deleted {len(removed)} old run folder(s) (keeping {trainer.run_folders_kept} per asset): "
+                         + ", ".join(str(p) for p in removed))
 
 
 def latest_checkpoint(context: AssetExecutionContext, key: AssetKey) -> Path:
@@ -70,6 +103,7 @@ def pretrained_model(
     paths = settings.paths
     out = run_dir(context, settings, "pretrained_srf")
     result = trainer.train(context.log, paths.training_dir / "pretrain", out, "srf", _srf_kwargs(config), config.epochs)
+    collect_run_folders(context, settings, trainer)
     return MaterializeResult(
         metadata={
             "checkpoint": MetadataValue.path(str(result["checkpoint"])),
@@ -91,10 +125,11 @@ def coldstart_model(
 ) -> MaterializeResult:
     paths = settings.paths
     pretrained = latest_checkpoint(context, pretrained_model.key)
-    out = run_dir(context, settings, "coldstart_srf")
+    out = run_dir(context, settings, "coldstart_srf", {"pretrained": str(pretrained), "pretrained_sha256": file_digest(pretrained)})
     result = trainer.finetune(context.log, paths.training_dir / "coldstart", pretrained, out, config.freeze, config.epochs)
     version = register(settings, "srf", result["checkpoint"], result["metrics"],
                        {"freeze": result["freeze"], "freeze_config": config.freeze, "pretrained": str(pretrained)})
+    collect_run_folders(context, settings, trainer)
     return MaterializeResult(
         metadata={
             "checkpoint": MetadataValue.path(version.checkpoint),
@@ -127,6 +162,7 @@ def _baseline_asset(name: str):
         )
         version = register(settings, name, fine["checkpoint"], fine["metrics"],
                            {"freeze": fine["freeze"], "freeze_config": config.freeze, "pretrained": str(pre["checkpoint"])})
+        collect_run_folders(context, settings, trainer)
         return MaterializeResult(
             metadata={
                 "checkpoint": MetadataValue.path(version.checkpoint),
@@ -155,6 +191,7 @@ def baseline_scratch_dnn(
         small_data=True,
     )
     version = register(settings, "scratch_dnn", result["checkpoint"], result["metrics"], {"freeze": "scratch"})
+    collect_run_folders(context, settings, trainer)
     return MaterializeResult(
         metadata={"checkpoint": MetadataValue.path(version.checkpoint), "version": version.version,
                   **metrics_metadata(result["metrics"], "valid_")}

@@ -8,8 +8,9 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from orchestration.child_processes import write_exec_wrapper
 from orchestration.resources import UnisrSettings
-from unisr_data.paths import REPO_ROOT
+from unisr_data.paths import REPO_ROOT, Paths
 
 GROUP = "warehouse"
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -45,6 +46,13 @@ class UnisrDbtTranslator(DagsterDbtTranslator):
         return AssetKey(dbt_resource_props["name"])
 
 
+def tied_dbt(dbt: DbtCliResource, paths: Paths) -> DbtCliResource:
+    """`dbt` whose subprocess dies with this process: its executable goes through a wrapper that asks the kernel
+    for SIGKILL when the run dies (orchestration/child_processes.py), so a `kill -9` leaves no `dbt build` behind."""
+    wrapper = write_exec_wrapper(paths.root / "bin" / "dbt", dbt.dbt_executable)
+    return dbt.model_copy(update={"dbt_executable": str(wrapper)})
+
+
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=UnisrDbtTranslator())
 def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settings: UnisrSettings):
     """`dbt build`: staging and marts in DuckDB, with their YAML and row-conservation tests."""
@@ -54,7 +62,7 @@ def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settin
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
     # The dbt subprocess reads the warehouse file from the environment (profiles.yml).
     os.environ["UNISR_WAREHOUSE"] = str(paths.warehouse)
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(paths))], context=context).stream()
+    yield from tied_dbt(dbt, paths).cli(["build", "--vars", json.dumps(dbt_vars(paths))], context=context).stream()
 
 
 def mart_keys() -> list[AssetKey]:
