@@ -5,7 +5,7 @@ Layout under a `runs` root: `<group>/<key>/<model>/` (checkpoint.pt, last.pt, me
 trained it (a Dagster asset) and `key` is a digest of everything the training depends on: its configs, the content
 of the training data (`tree_digest`), upstream checkpoints. The trainer resumes from `last.pt` only when its own
 fingerprint (config and row count) matches; the key adds the data's content, so a checkpoint is never reused for
-other data, and the same work after a crash finds its `last.pt` (models/train.py).
+other data, and the same work after a crash finds its `last.pt` (models/engine.py).
 
 Each key folder holds `work.json` (the inputs, for people; its mtime is the folder's last use) and `.lock`, held
 (flock) by the process that trains in it. `collect_garbage` keeps the `keep` most recently used folders of each

@@ -30,7 +30,8 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     resources: dict[str, Any] = {"settings": {"config": settings}}
     if getattr(args, "epochs", 0):
         resources["trainer"] = {"config": {"epochs": args.epochs, "finetune_epochs": args.epochs}}
-    return {"resources": resources}
+    # naming the `console` logger makes Dagster use the definitions' progress logger (orchestration/run_logging.py)
+    return {"resources": resources, "loggers": {"console": {"config": {}}}}
 
 
 def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):

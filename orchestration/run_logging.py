@@ -27,7 +27,7 @@ class ProgressHandler(logging.Handler):
         self.stream = stream
         self.started = time.monotonic()
         self.done = 0
-        self.rows: dict[str, list[int | None]] = {}
+        self.rows: dict[str, dict[str, int]] = {}
         self.assets: dict[str, list[str]] = {}
 
     def _print(self, text: str) -> None:
@@ -43,15 +43,20 @@ class ProgressHandler(logging.Handler):
         if kind == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             rows = mat.metadata.get("dagster/row_count")
-            self.assets.setdefault(step, []).append(mat.asset_key.to_user_string())
-            self.rows.setdefault(step, []).append(int(rows.value) if rows is not None else None)
+            name = mat.asset_key.to_user_string()
+            self.assets.setdefault(step, []).append(name)
+            if rows is not None:  # partitions of one single-run backfill all carry the range's count: once per asset
+                self.rows.setdefault(step, {})[name] = int(rows.value)
         elif kind == "STEP_SUCCESS" and step in self.assets:
-            names = sorted(set(self.assets.pop(step)))
-            rows = [r for r in self.rows.pop(step, []) if r is not None]
+            materialized = self.assets.pop(step)
+            names = sorted(set(materialized))
+            rows = self.rows.pop(step, {})
             self.done += len(names)
             label = names[0] if len(names) == 1 else f"{step} ({len(names)} assets)"
+            if len(materialized) > len(names):
+                label += f" ({len(materialized) // len(names)} partitions)"
             seconds = event.event_specific_data.duration_ms / 1000
-            self._print(f"{label:<34} {seconds:>7.1f}s" + (f"  rows={sum(rows):,}" if rows else ""))
+            self._print(f"{label:<34} {seconds:>7.1f}s" + (f"  rows={sum(rows.values()):,}" if rows else ""))
         elif kind == "STEP_FAILURE":
             error = event.event_specific_data.error
             self._print(f"FAILED {step}: {error.message.strip().splitlines()[-1] if error else ''}")
