@@ -2,7 +2,7 @@
 
 Reference (FuxiCTR / Scenario-Wise-Rec style): a torch Dataset whose __getitem__ returns one row as a dict of
 tensors (text vectors looked up per row), a DataLoader with default collate, `.to(device)` per key each step,
-and `loss.item()` every step. Ours (models/batches.py + models/train.py): the whole split on the device, a
+and `loss.item()` every step. Ours (models/batches.py + models/engine.py): the whole split on the device, a
 per-epoch permutation, batches by index gather, text vectors gathered from device tables, no per-step sync.
 Same model, same synthetic data, same optimiser; random-initialised weights (throughput only).
 
@@ -29,9 +29,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.batches import DeviceData, epoch_permutation  # noqa: E402
-from models.registry import build_model  # noqa: E402
+from models.architectures import build_model  # noqa: E402
 from models.spec import FeatureSpec  # noqa: E402
-from models.train import autocast, configure_precision, make_optimizer, TrainConfig  # noqa: E402
+from models.engine import autocast, configure_precision, make_optimizer, TrainConfig  # noqa: E402
 
 
 def synthetic(rows: int, n_users: int, n_items: int, n_queries: int, n_cat: int, n_num: int, dim: int, seed: int = 0):

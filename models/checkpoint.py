@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from models.architectures import build_model
 from models.file_digest import file_digest, read_sidecar, sidecar_path, write_sidecar
-from models.registry import build_model
 from models.spec import FeatureSpec
 from models.vocab import Vocabularies
 

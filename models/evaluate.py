@@ -15,7 +15,7 @@ import numpy as np
 
 from models import checkpoint as ckpt_io
 from models.distributed import resolve_device
-from models.train import Split, gate_by_domain, load_split, predict, split_metrics
+from models.engine import Split, gate_by_domain, load_split, predict, split_metrics
 from models.training_data import TrainingFolder
 
 

@@ -26,11 +26,11 @@ import torch
 
 from models import checkpoint as ckpt_io
 from models.distributed import setup, teardown
-from models.train import (TrainConfig, add_config_args, config_from_args, deterministic_kernels, fit, load_split,
-                          train)
+from models.engine import TrainConfig, deterministic_kernels, fit, load_split
+from models.train import add_config_args, config_from_args, train
 from models.training_data import TrainingFolder
 
-log = logging.getLogger("models.train")
+log = logging.getLogger("models.finetune")
 FREEZE = {"L0": ("L0",), "L0+L1": ("L0", "L1"), "none": (), "scratch": ()}
 #: The levels freeze="auto" tries ("scratch" is the no-transfer baseline, never chosen by "auto").
 AUTO_FREEZE_LEVELS = ("L0", "L0+L1", "none")

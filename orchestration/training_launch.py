@@ -40,7 +40,7 @@ def forward_logs(dagster_log):
 
 
 #: On CUDA, pretraining-sized runs use up to this many times the configured (CPU-sized) batch, which leaves a GPU
-#: mostly idle, with the learning rate scaled by the square root (models.train.scaled_for_batch) ...
+#: mostly idle, with the learning rate scaled by the square root (models.engine.scaled_for_batch) ...
 CUDA_BATCH_SCALE = 8
 #: ... but only as far as an epoch keeps this many optimiser steps: at ×8 with 3 epochs the synthetic default
 #: (317k rows: 20 steps/epoch instead of 155) lost 0.07 pretrain valid AUC. Cold-start fine-tuning (small data)
@@ -76,7 +76,7 @@ def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path) 
         import pyarrow.parquet as pq
 
         from models.finetune import FinetuneConfig
-        from models.train import TrainConfig, scaled_for_batch
+        from models.engine import TrainConfig, scaled_for_batch
 
         factor = cuda_batch_factor(pq.read_metadata(train_file).num_rows, budget["batch_size"])
         if factor > 1:

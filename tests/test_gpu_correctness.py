@@ -30,8 +30,8 @@ from models.distributed import (DeviceUnavailableError, DistContext, device_info
                                 sync_running_stats, unused_gpu_warning)
 from models.layers.divergence import domain_js, domain_mmd
 from models.layers.star import PartitionedNorm
-from models.registry import build_model
-from models.train import load_split, predict
+from models.architectures import build_model
+from models.engine import load_split, predict
 from models.training_data import TrainingFolder, feature_spec
 from models.vocab import Vocabularies
 
@@ -298,7 +298,7 @@ def test_background_writer_saves_a_snapshot_and_surfaces_errors(tmp_path):
 
 def test_cuda_batch_scaling_keeps_enough_steps_and_scales_lr_by_sqrt():
     from orchestration.training_launch import MIN_STEPS_PER_EPOCH, cuda_batch_factor
-    from models.train import scaled_for_batch
+    from models.engine import scaled_for_batch
 
     assert cuda_batch_factor(317_000, 2048) == 1                    # the synthetic default: already ~155 steps/epoch
     assert cuda_batch_factor(3_000_000, 2048) == 8

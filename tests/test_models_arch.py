@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from models.layers.divergence import domain_js, domain_mmd, js_divergence, mmd
-from models.registry import MODEL_NAMES, build_model
+from models.architectures import MODEL_NAMES, build_model
 from models.spec import FeatureSpec
 
 K, B, D = 4, 32, 8

@@ -16,9 +16,10 @@ from model_fixture import write_folders
 
 from models import checkpoint as ckpt_io
 from models.evaluate import evaluate
-from models.registry import build_model
+from models.architectures import build_model
 from models.inference import Scorer
-from models.train import TrainConfig, domain_loss_weights, main, train
+from models.engine import TrainConfig, domain_loss_weights
+from models.train import main, train
 from models.training_data import TrainingFolder
 
 SMALL = {"hidden": 16}

@@ -24,7 +24,7 @@ class ModelConfig(Config):
     epochs: int = 0  # 0 = the trainer resource's default
 
 
-class FinetuneConfig(Config):
+class FinetuneAssetConfig(Config):
     """Cold-start fine-tuning: which levels stay frozen (auto | L0 | L0+L1 | none) and for how long.
 
     `auto` picks the level by validation AUC for each model alike (the paper found L0/L1 frozen best on Alipay;
@@ -121,7 +121,7 @@ def pretrained_model(
     description="The pretrained model fine-tuned on the cold-start domain with the configured levels frozen; registered.",
 )
 def coldstart_model(
-    context: AssetExecutionContext, config: FinetuneConfig, settings: UnisrSettings, trainer: TrainerResource
+    context: AssetExecutionContext, config: FinetuneAssetConfig, settings: UnisrSettings, trainer: TrainerResource
 ) -> MaterializeResult:
     paths = settings.paths
     pretrained = latest_checkpoint(context, pretrained_model.key)
@@ -150,7 +150,7 @@ def _baseline_asset(name: str):
         description=f"Baseline {name}: pretrained on the pretrain domains, fine-tuned on the cold-start domain.",
     )
     def baseline(
-        context: AssetExecutionContext, config: FinetuneConfig, settings: UnisrSettings, trainer: TrainerResource
+        context: AssetExecutionContext, config: FinetuneAssetConfig, settings: UnisrSettings, trainer: TrainerResource
     ) -> MaterializeResult:
         paths = settings.paths
         pre = trainer.train(
