@@ -137,7 +137,7 @@ def start_redis() -> tuple[subprocess.Popen, int]:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"redis-server did not start on 127.0.0.1:{port}")
+                raise RuntimeError(f"redis-server did not start on 127.0.0.1:{port}") from None
             time.sleep(0.05)
 
 

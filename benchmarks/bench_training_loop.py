@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.batches import DeviceData, epoch_permutation  # noqa: E402
 from models.architectures import build_model  # noqa: E402
+from models.batches import DeviceData, epoch_permutation  # noqa: E402
+from models.engine import TrainConfig, autocast, configure_precision, make_optimizer  # noqa: E402
 from models.spec import FeatureSpec  # noqa: E402
-from models.engine import autocast, configure_precision, make_optimizer, TrainConfig  # noqa: E402
 
 
 def synthetic(rows: int, n_users: int, n_items: int, n_queries: int, n_cat: int, n_num: int, dim: int, seed: int = 0):
@@ -214,7 +214,7 @@ def data_only(cols, item_matrix, query_matrix, batch_size: int, steps: int, devi
     ref_steps = max(1, steps // 10)
     t0 = time.perf_counter()
     for _ in range(ref_steps):
-        b = {k: v.to(device) for k, v in next(loader).items()}
+        _ = {k: v.to(device) for k, v in next(loader).items()}   # the reference's per-step host-to-device copy
     _sync(device)
     return {"ours_data_samples_per_s": round(ours, 1),
             "reference_data_samples_per_s": round(ref_steps * batch_size / (time.perf_counter() - t0), 1)}

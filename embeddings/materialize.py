@@ -1,9 +1,9 @@
 """The text-embedding stage: raw items/queries -> item_text_emb.parquet / query_text_emb.parquet, incremental by text."""
 from __future__ import annotations
 
+import os
 import time
 import uuid
-import os
 from pathlib import Path
 
 import numpy as np

@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from models.base import MultiDomainModel
 from models.layers.divergence import DIVERGENCES, domain_divergence

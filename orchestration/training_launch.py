@@ -75,8 +75,8 @@ def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path) 
     if not small_data and _uses_cuda(settings) and train_file.exists():
         import pyarrow.parquet as pq
 
-        from models.finetune import FinetuneConfig
         from models.engine import TrainConfig, scaled_for_batch
+        from models.finetune import FinetuneConfig
 
         factor = cuda_batch_factor(pq.read_metadata(train_file).num_rows, budget["batch_size"])
         if factor > 1:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-
 DRAIN_FACTOR = 16  # an over-limit body up to 16x the limit is read and dropped, so the client sees the 413
 
 

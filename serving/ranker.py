@@ -25,9 +25,7 @@ from serving.dict_vocabularies import DictVocabularies
 from serving.known_queries import KnownQueries
 from serving.limits import ServingLimits
 from serving.query_embedding_cache import Encoder, QueryEmbeddingCache
-from serving.ranking_request import (
-    DomainCatalog, check_candidates, check_query_for_task, check_user, normalize_query,
-)
+from serving.ranking_request import DomainCatalog, check_candidates, check_query_for_task, check_user, normalize_query
 from unisr_data.paths import Paths
 
 

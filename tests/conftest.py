@@ -21,7 +21,6 @@ def tiny_pretrained(tmp_path_factory):
     """(folders, checkpoint): tiny model folders (tests/model_fixture.py) and an SRF pretrained on them for two
     epochs, for fine-tuning tests."""
     from model_fixture import write_folders
-
     from models.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("tiny_pretrained")

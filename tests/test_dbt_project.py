@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
-from datetime import timedelta
 
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from raw_fixture import (
-    COLD_USER,
-    DAY0,
-    NEW_ITEM,
-    PROBE_ITEM,
-    TEXTLESS_ITEM,
-    day,
-    impression_rows,
-    write_raw_fixture,
-)
+from raw_fixture import COLD_USER, DAY0, NEW_ITEM, PROBE_ITEM, TEXTLESS_ITEM, day, impression_rows, write_raw_fixture
 from unisr_data.contract import SCHEMAS
 from unisr_data.paths import Paths
 from unisr_data.warehouse import MARTS, dbt_vars, export_marts, read_mart, run_dbt

@@ -203,7 +203,7 @@ def test_report_and_promoted_model(pipeline):
 def test_readme_rank_command_works_verbatim(pipeline):
     """README's online-ranking command, pasted as is after a run, prints ranked candidates."""
     readme = (REPO_ROOT / "README.md").read_text()
-    line = next(l.strip() for l in readme.splitlines() if "-m serving.cli rank " in l)
+    line = next(text.strip() for text in readme.splitlines() if "-m serving.cli rank " in text)
     command = line.split("#")[0].replace(".venv/bin/python", sys.executable, 1)
     env = {**os.environ, "UNISR_VAR_DIR": str(pipeline["paths"].root)}
     out = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)

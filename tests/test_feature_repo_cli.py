@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from feature_fixture import write_feature_fixture
-
 from unisr_data.paths import Paths
 
 FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"

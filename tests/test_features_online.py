@@ -1,7 +1,6 @@
 """Latency of the ranking read: 100 candidates with 384-dim text vectors from the SQLite online store."""
 from __future__ import annotations
 
-
 import numpy as np
 
 from feature_fixture import write_feature_fixture

@@ -43,7 +43,7 @@ def redis_port():
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on 127.0.0.1:{port}")
+                    raise RuntimeError(f"redis-server did not start on 127.0.0.1:{port}") from None
                 time.sleep(0.05)
         yield port
     finally:

@@ -23,15 +23,20 @@ import torch.distributed as dist
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from model_fixture import write_folders
-
+from models.architectures import build_model
 from models.batches import DeviceData
 from models.checkpoint_writer import BackgroundCheckpointWriter, CheckpointSchedule
-from models.distributed import (DeviceUnavailableError, DistContext, device_info, resolve_device,
-                                sync_running_stats, unused_gpu_warning)
+from models.distributed import (
+    DeviceUnavailableError,
+    DistContext,
+    device_info,
+    resolve_device,
+    sync_running_stats,
+    unused_gpu_warning,
+)
+from models.engine import load_split, predict
 from models.layers.divergence import domain_js, domain_mmd
 from models.layers.star import PartitionedNorm
-from models.architectures import build_model
-from models.engine import load_split, predict
 from models.training_data import TrainingFolder, feature_spec
 from models.vocab import Vocabularies
 
@@ -297,8 +302,8 @@ def test_background_writer_saves_a_snapshot_and_surfaces_errors(tmp_path):
 
 
 def test_cuda_batch_scaling_keeps_enough_steps_and_scales_lr_by_sqrt():
-    from orchestration.training_launch import MIN_STEPS_PER_EPOCH, cuda_batch_factor
     from models.engine import scaled_for_batch
+    from orchestration.training_launch import MIN_STEPS_PER_EPOCH, cuda_batch_factor
 
     assert cuda_batch_factor(317_000, 2048) == 1                    # the synthetic default: already ~155 steps/epoch
     assert cuda_batch_factor(3_000_000, 2048) == 8

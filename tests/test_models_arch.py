@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.layers.divergence import domain_js, domain_mmd, js_divergence, mmd
 from models.architectures import MODEL_NAMES, build_model
+from models.layers.divergence import domain_js, domain_mmd, js_divergence, mmd
 from models.spec import FeatureSpec
 
 K, B, D = 4, 32, 8

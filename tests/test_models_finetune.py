@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from model_fixture import DOMAINS
-
 from models import checkpoint as ckpt_io
 from models.evaluate import evaluate
 from models.finetune import FinetuneConfig, closest_domain, finetune, level_dir, main

@@ -13,12 +13,11 @@ import pytest
 import torch
 
 from model_fixture import write_folders
-
 from models import checkpoint as ckpt_io
-from models.evaluate import evaluate
 from models.architectures import build_model
-from models.inference import Scorer
 from models.engine import TrainConfig, domain_loss_weights
+from models.evaluate import evaluate
+from models.inference import Scorer
 from models.train import main, train
 from models.training_data import TrainingFolder
 

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from dagster import AssetKey, RunRequest, SkipReason, build_schedule_context, instance_for_test
 
 from orchestration.assets.ingest import impression_days

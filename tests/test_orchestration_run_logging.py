@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import io
 
-from dagster import AssetCheckResult, Definitions, MaterializeResult, asset, asset_check, define_asset_job, instance_for_test
+from dagster import (
+    AssetCheckResult,
+    Definitions,
+    MaterializeResult,
+    asset,
+    asset_check,
+    define_asset_job,
+    instance_for_test,
+)
 
 from orchestration import run_logging
 

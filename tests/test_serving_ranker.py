@@ -10,7 +10,7 @@ import pytest
 from features.definitions import SPARSE_VIEWS, feature_columns
 from models.inference import Scorer
 from models.model_registry import ModelRegistry
-from serving import RankingRequestError, Ranker
+from serving import Ranker, RankingRequestError
 from serving_fixture import EMB_DIM, ServedWorld
 from unisr_data.paths import Paths
 

@@ -17,13 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from unisr_data.contract import ImpressionWriter, write_table
-from unisr_data.topic_vocabulary import (
-    CATEGORIES,
-    ITEM_ADJECTIVES,
-    QUERY_PREFIXES,
-    TOPIC_NAMES,
-    TOPICS,
-)
+from unisr_data.topic_vocabulary import CATEGORIES, ITEM_ADJECTIVES, QUERY_PREFIXES, TOPIC_NAMES, TOPICS
 
 DAY_US = 86_400 * 1_000_000
 #: Folder (beside the source folder) of the generator's evaluation-only truth: true click probabilities.
@@ -230,7 +224,6 @@ def _impression_chunk(config: SyntheticConfig, world: _World, dims: dict, tables
     """All impressions of `n_requests` page views in the chunk's time slice, and their true click probabilities."""
     rng = np.random.default_rng([config.seed, 1, chunk])
     k = config.items_per_request
-    n_topics = len(TOPIC_NAMES)
     specs = DOMAINS
     span = config.n_days * DAY_US
     # Chunk c covers the time slice [c/C, (c+1)/C) of the period, so parts are in time order.

@@ -20,15 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unisr_data.contract import (
-    PRIMARY_KEYS,
-    ROLES,
-    SCHEMAS,
-    TABLES,
-    TASKS,
-    ContractError,
-    table_path,
-)
+from unisr_data.contract import PRIMARY_KEYS, ROLES, SCHEMAS, TABLES, TASKS, ContractError, table_path
 from unisr_data.sanity import TIME_OUT_OF_RANGE, EventTimeWindow
 from unisr_data.sql import sql_identifier, sql_string, sql_timestamptz
 

@@ -2,14 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from dagster import (
-    AssetCheckResult,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-    asset_check,
-)
+from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, MetadataValue, asset, asset_check
 
 from orchestration.assets.embeddings import text_embeddings
 from orchestration.assets.warehouse import mart_exports

@@ -5,11 +5,11 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
+from models.model_registry import ModelRegistry, file_digest
 from orchestration.assets.features import training_sets
 from orchestration.lineage import code_version, data_version
-from orchestration.resources import TrainerResource, UnisrSettings
-from models.model_registry import ModelRegistry, file_digest
 from orchestration.materializations import recorded_path
+from orchestration.resources import TrainerResource, UnisrSettings
 
 GROUP = "training"
 BASELINES = ("shared_bottom", "mmoe", "ple", "star")

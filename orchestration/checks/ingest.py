@@ -4,7 +4,7 @@ quarantine share, item-text coverage and the Great Expectations suites."""
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, MetadataValue, asset_check
+from dagster import AssetCheckResult, AssetChecksDefinition, AssetCheckSeverity, MetadataValue, asset_check
 
 from orchestration.assets.ingest import RAW_KEYS, source_data
 from orchestration.resources import UnisrSettings
