@@ -28,9 +28,11 @@ WORDS = (
     "wireless bluetooth headphones noise cancelling over ear stainless steel kitchen knife set organic cotton t-shirt "
     "women men kids running shoes lightweight breathable waterproof jacket hiking backpack travel camera lens tripod "
     "smartphone case charger cable fast charging laptop stand ergonomic office chair desk lamp led smart home speaker "
-    "coffee maker espresso grinder tea kettle electric blender vegan protein powder vitamin supplement yoga mat fitness "
+    "coffee maker espresso grinder tea kettle electric blender vegan protein powder vitamin supplement yoga mat "
+    "fitness "
     "dumbbell set garden hose outdoor furniture patio umbrella winter boots leather wallet sunglasses polarized watch "
-    "analog digital kitchen scale baking tray non-stick frying pan cast iron skillet toddler toy building blocks puzzle "
+    "analog digital kitchen scale baking tray non-stick frying pan cast iron skillet toddler toy building blocks "
+    "puzzle "
     "board game novel bestseller mystery thriller cookbook history biography science fiction fantasy edition hardcover "
     "paperback premium quality durable compact portable adjustable rechargeable eco-friendly handmade vintage classic"
 ).split()
@@ -74,12 +76,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto")
     parser.add_argument("--model-dir", default=None, help="model folder (default: the bundled all-MiniLM-L6-v2); with "
                         "--random-init it needs only config.json + tokenizer files")
-    parser.add_argument("--random-init", action="store_true", help="random weights from config.json (speed is the same)")
+    parser.add_argument("--random-init", action="store_true",
+                        help="random weights from config.json (speed is the same)")
     parser.add_argument("--tokenizer-workers", default="auto", help="'auto', 0 (background thread) or N processes")
     parser.add_argument("--new-fraction", type=float, default=0.01, help="share of new texts in the incremental re-run")
     parser.add_argument("--skip-st", action="store_true", help="time only our encoder")
     parser.add_argument("--repeats", type=int, default=2,
-                        help="timed runs of each encoder, interleaved; the best of each counts (shared machines are noisy)")
+                        help="timed runs of each encoder, interleaved; the best of each counts "
+                             "(shared machines are noisy)")
     args = parser.parse_args()
 
     workers = args.tokenizer_workers if args.tokenizer_workers == "auto" else int(args.tokenizer_workers)
@@ -92,7 +96,8 @@ def main() -> None:
           f"tokenizer_workers={ours.workers} model={ours.model_id}", flush=True)
 
     ours.encode(make_texts(2 * args.batch_size, seed=99))  # warm-up: kernels, allocator, worker processes
-    result = {"bench": "embeddings", "device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+    result = {"bench": "embeddings", "device": device,
+              "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
               "cpu_cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
               "n": args.n, "batch_size": args.batch_size, "mean_tokens": round(mean_tokens, 1),
               "tokenizer_workers": ours.workers, "random_init": args.random_init, "repeats": args.repeats}
@@ -117,7 +122,8 @@ def main() -> None:
                 st_vectors, seconds = timed(lambda: reference.encode(
                     texts, batch_size=args.batch_size, convert_to_numpy=True, normalize_embeddings=True))
                 st_times.append(seconds)
-                print(f"[{repeat}] sentence-transformers: {args.n / seconds:10.1f} texts/s  ({seconds:.2f} s)", flush=True)
+                print(f"[{repeat}] sentence-transformers: {args.n / seconds:10.1f} texts/s  ({seconds:.2f} s)",
+                      flush=True)
     our_s = min(our_times)
     result["ours_texts_per_s"] = round(args.n / our_s, 1)
     if st_times:

@@ -50,7 +50,8 @@ def child(size: int, out: Path, chunk_rows: int, with_validation: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="impressions per run; the first is the reference")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000],
+                        help="impressions per run; the first is the reference")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--validate", action="store_true", help="also time validate() on the generated data")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
@@ -64,8 +65,10 @@ def main() -> None:
     for size in args.sizes:
         work = Path(tempfile.mkdtemp(prefix=f"bench-gen-{size}-"))
         try:
-            command = [sys.executable, __file__, "--child", str(size), "--out", str(work), "--chunk-rows", str(args.chunk_rows)]
-            output = subprocess.run(command + (["--validate"] if args.validate else []), check=True, capture_output=True, text=True)
+            command = [sys.executable, __file__, "--child", str(size), "--out", str(work),
+                       "--chunk-rows", str(args.chunk_rows)]
+            output = subprocess.run(command + (["--validate"] if args.validate else []), check=True,
+                                    capture_output=True, text=True)
             results.append(json.loads(output.stdout.strip().splitlines()[-1]))
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -74,7 +77,8 @@ def main() -> None:
     print(f"{'impressions':>12} {'gen s':>8} {'gen rows/s':>12} {'gen peak MiB':>13}"
           + (f" {'val s':>8} {'val rows/s':>12} {'peak MiB':>9}" if args.validate else ""))
     for r in results:
-        line = f"{r['rows']:>12,} {r['generate_s']:>8.1f} {r['rows'] / r['generate_s']:>12,.0f} {r['generate_peak_mib']:>13,.0f}"
+        line = (f"{r['rows']:>12,} {r['generate_s']:>8.1f} {r['rows'] / r['generate_s']:>12,.0f} "
+                f"{r['generate_peak_mib']:>13,.0f}")
         if args.validate:
             line += f" {r['validate_s']:>8.1f} {r['rows'] / r['validate_s']:>12,.0f} {r['peak_mib']:>9,.0f}"
         print(line)

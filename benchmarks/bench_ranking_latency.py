@@ -112,7 +112,8 @@ class NaiveRanker:
                 frame[column] = (np.asarray(values, dtype=object) if column.startswith("cat_")
                                  else np.array([np.nan if v is None else float(v) for v in values]))
         def stack(values):
-            return np.stack([np.zeros(self.dim, np.float32) if v is None else np.asarray(v, np.float32) for v in values])
+            return np.stack([np.zeros(self.dim, np.float32) if v is None else np.asarray(v, np.float32)
+                             for v in values])
         scores = self.scorer.score(frame, stack(got["item_text_emb"]), stack(got["query_text_emb"]))
         order = np.argsort(-scores, kind="stable")
         return [(r["items"][k], float(scores[k])) for k in order]
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         sqlite_store = feature_store(world.paths)
         results = {"Ranker.rank, SQLite": percentiles(ours(ranker), requests)}
         naive = NaiveRanker(sqlite_store, ranker)
-        results["naive: Feast SDK + score, SQLite (reference)"] = percentiles(naive, requests[: args.reference_requests + 50])
+        results["naive: Feast SDK + score, SQLite (reference)"] = percentiles(
+            naive, requests[: args.reference_requests + 50])
 
         if args.no_redis or shutil.which("redis-server") is None:
             print("redis: skipped (--no-redis, or redis-server not installed: apt-get install -y redis-server)")
@@ -199,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("Ranker.rank, SQLite", "Ranker.rank, Redis"):
         if name in results:
             p99 = results[name][1]
-            print(f"goal p99 <= {GOAL_P99_MS:.0f} ms, {name}: {'met' if p99 <= GOAL_P99_MS else 'MISSED'} ({p99:.2f} ms)")
+            verdict = "met" if p99 <= GOAL_P99_MS else "MISSED"
+            print(f"goal p99 <= {GOAL_P99_MS:.0f} ms, {name}: {verdict} ({p99:.2f} ms)")
 
 
 if __name__ == "__main__":

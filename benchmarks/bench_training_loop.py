@@ -279,7 +279,8 @@ def main(argv=None):
     print(f"ratio ours/reference: {ratio:.1f}x", file=sys.stderr)
     print(json.dumps({"bench": "training_loop", "device": a.device,
                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                      "model": a.model, "batch_size": a.batch_size, "compile": a.compile, "rows": a.rows, "text_dim": a.text_dim,
+                      "model": a.model, "batch_size": a.batch_size, "compile": a.compile, "rows": a.rows,
+                      "text_dim": a.text_dim,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "ours_samples_per_s": round(results["ours"]["samples_per_s"], 1),
                       "reference_samples_per_s": round(results["reference"]["samples_per_s"], 1),

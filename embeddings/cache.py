@@ -117,8 +117,10 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def embed_with_cache(encoder, texts: list[str], cache_dir: str | Path, progress: bool = False) -> tuple[np.ndarray, dict]:
-    """[N, D] float32 vectors for `texts`, embedding only unique texts missing from the cache; stats count unique texts."""
+def embed_with_cache(encoder, texts: list[str], cache_dir: str | Path,
+                     progress: bool = False) -> tuple[np.ndarray, dict]:
+    """[N, D] float32 vectors for `texts`, embedding only unique texts missing from the cache; stats count unique
+    texts."""
     started = time.perf_counter()
     texts = list(texts)
     unique_texts = list(dict.fromkeys(texts))  # duplicates are embedded once

@@ -1,4 +1,5 @@
-"""A frozen transformer that turns texts into unit vectors, fast: parallel tokenisation pipelined with length-sorted batches."""
+"""A frozen transformer that turns texts into unit vectors, fast: parallel tokenisation pipelined with
+length-sorted batches."""
 from __future__ import annotations
 
 import multiprocessing
@@ -69,7 +70,8 @@ class TextEncoder:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r} is not one of {POOLINGS}")
         self.source = resolve_model_source(model)
-        self.pooling, self.max_length, self.batch_size, self.normalize = pooling, int(max_length), int(batch_size), normalize
+        self.pooling, self.normalize = pooling, normalize
+        self.max_length, self.batch_size = int(max_length), int(batch_size)
         self.device = _resolve_device(device)
         self.dtype = _resolve_dtype(dtype, self.device)
         self.workers = _resolve_workers(tokenizer_workers, self.device)
@@ -125,7 +127,8 @@ class TextEncoder:
         in_flight, window = [], 2 * self.workers  # bounded read-ahead keeps memory flat for huge inputs
         start_iter = iter(starts)
         for start in start_iter:
-            in_flight.append((start, self._pool.submit(worker_tokenize, texts[start : start + self.chunk_size], self.pad_id)))
+            chunk = texts[start : start + self.chunk_size]
+            in_flight.append((start, self._pool.submit(worker_tokenize, chunk, self.pad_id)))
             if len(in_flight) >= window:
                 break
         while in_flight:
@@ -136,8 +139,10 @@ class TextEncoder:
                     worker_tokenize, texts[next_start : next_start + self.chunk_size], self.pad_id)))
             yield (start, *future.result())
 
-    def _batches(self, texts: list[str]) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """(rows [B], ids [B, L], mask [B, L], position ids or None) per length-sorted batch, host tensors (pinned on CUDA)."""
+    def _batches(self, texts: list[str]
+                 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """(rows [B], ids [B, L], mask [B, L], position ids or None) per length-sorted batch, host tensors (pinned
+        on CUDA)."""
         pin = self.device.type == "cuda"
         for start, ids, lengths in self._chunks(texts):
             order = np.argsort(-lengths, kind="stable")  # longest first: an out-of-memory shows on the first batch
@@ -176,7 +181,8 @@ class TextEncoder:
         return (hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """[N, dim] float32 vectors of `texts`, in input order (an empty string gives the vector of the bare special tokens)."""
+        """[N, dim] float32 vectors of `texts`, in input order (an empty string gives the vector of the bare special
+        tokens)."""
         texts = list(texts)
         if any(not isinstance(t, str) for t in texts):
             bad = next(i for i, t in enumerate(texts) if not isinstance(t, str))

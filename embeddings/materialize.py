@@ -1,4 +1,5 @@
-"""The text-embedding stage: raw items/queries -> item_text_emb.parquet / query_text_emb.parquet, incremental by text."""
+"""The text-embedding stage: raw items/queries -> item_text_emb.parquet / query_text_emb.parquet, incremental by
+text."""
 from __future__ import annotations
 
 import os
@@ -56,7 +57,8 @@ def _embedding_table(id_column: str, ids: pa.Array, texts: list[str], vectors: n
     )
 
 
-def materialize_text_embeddings(paths: Paths, encoder, progress: bool = True, cache_dir: str | Path | None = None) -> dict:
+def materialize_text_embeddings(paths: Paths, encoder, progress: bool = True,
+                                cache_dir: str | Path | None = None) -> dict:
     """Write item_text_emb.parquet and query_text_emb.parquet under paths.embeddings_dir; embeds only unseen texts."""
     started = time.perf_counter()
     items, items_without_text = _with_text(_read(paths.raw_dir / "items.parquet", ["item_id", "text", "created_at"]))
@@ -79,5 +81,6 @@ def materialize_text_embeddings(paths: Paths, encoder, progress: bool = True, ca
         "items_without_text": int(items_without_text), "queries_without_text": int(queries_without_text),
         "embedded": cache_stats["embedded"], "cache_hits": cache_stats["cache_hits"],
         "seconds": round(seconds, 3),
-        "texts_per_s": round(cache_stats["embedded"] / cache_stats["embed_seconds"], 1) if cache_stats["embed_seconds"] else 0.0,
+        "texts_per_s": (round(cache_stats["embedded"] / cache_stats["embed_seconds"], 1)
+                        if cache_stats["embed_seconds"] else 0.0),
     }

@@ -35,7 +35,8 @@ def resolve_model_source(model: str | Path | None) -> str:
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model folder {path} has no config.json: point `model=` at a transformers model folder")
+            raise FileNotFoundError(f"model folder {path} has no config.json: point `model=` at a transformers "
+                                    "model folder")
         return str(path.resolve())
     if _looks_like_path(model) or path.exists():
         raise FileNotFoundError(
@@ -46,7 +47,8 @@ def resolve_model_source(model: str | Path | None) -> str:
 
 
 def model_fingerprint(source: str) -> str:
-    """12 hex chars of sha256 over config.json and the weight files' names and sizes (a cheap stand-in for the weights)."""
+    """12 hex chars of sha256 over config.json and the weight files' names and sizes (a cheap stand-in for the
+    weights)."""
     digest = hashlib.sha256()
     folder = Path(source)
     if folder.is_dir():

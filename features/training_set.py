@@ -90,7 +90,8 @@ def _to_training_table(joined: pd.DataFrame) -> pa.Table:
 def _training_schema() -> pa.Schema:
     # fixed types, so an empty split or an all-null column (query_id of a rec domain) keeps the contract's types
     samples = [
-        ("impression_id", pa.string()), ("domain_id", pa.int32()), ("user_id", pa.string()), ("item_id", pa.string()), ("query_id", pa.string()),
+        ("impression_id", pa.string()), ("domain_id", pa.int32()), ("user_id", pa.string()),
+        ("item_id", pa.string()), ("query_id", pa.string()),
         ("request_id", pa.string()), ("label", pa.int8()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
         ("is_new_item", pa.bool_()),
     ]

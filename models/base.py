@@ -75,7 +75,8 @@ class MultiDomainModel(nn.Module):
 
     @torch.no_grad()
     def init_domain(self, domain: int, init_from: int | list[int] | None = None) -> None:
-        """Set domain `domain`'s own parameters to a copy of `init_from`'s, or the mean over a list (None = all others)."""
+        """Set domain `domain`'s own parameters to a copy of `init_from`'s, or the mean over a list (None = all
+        others)."""
         K = self.n_domains
         if not 0 <= domain < K:
             raise ValueError(f"init_domain: domain {domain} is outside 0..{K - 1}")

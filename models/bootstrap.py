@@ -154,7 +154,8 @@ class PageViewBootstrap:
 
     def auc(self, labels, scores, rows: np.ndarray | None = None) -> Estimate:
         """AUC (ties count 1/2) of all rows, or of `rows` (index or boolean mask, e.g. new items)."""
-        n = len(labels) if rows is None else int(np.asarray(rows).sum() if np.asarray(rows).dtype == bool else len(rows))
+        selected = None if rows is None else np.asarray(rows)
+        n = len(labels) if selected is None else int(selected.sum() if selected.dtype == bool else len(selected))
         if n == 0:
             return Estimate(float("nan"), np.full(self.n_boot, np.nan))
         point, samples, _ = self._grouped_auc(labels, scores, np.zeros(len(labels), np.int64), rows)

@@ -296,7 +296,8 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
 
     ddp_model = model
     if ctx.ddp:
-        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     step_model = torch.compile(ddp_model) if cfg.compile else ddp_model
 
     loss_sum = torch.tensor(state["loss_sum"], dtype=torch.float64, device=device)  # this epoch so far, all ranks
@@ -311,7 +312,8 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
         rngs = gather_objects(torch.get_rng_state(), ctx)
         cuda_rngs = gather_objects(torch.cuda.get_rng_state(device), ctx) if device.type == "cuda" else []
         if ctx.is_main:
-            writer.save(last_path, {"fingerprint": _fingerprint(cfg, train_split.data.n), "state_dict": model.state_dict(),
+            writer.save(last_path, {"fingerprint": _fingerprint(cfg, train_split.data.n),
+                                    "state_dict": model.state_dict(),
                                     "optimizer": opt.state_dict(), "rng": rngs, "cuda_rng": cuda_rngs,
                                     "state": {**state, "loss_sum": float(ls) / (world if ctx.ddp else 1)}})
         schedule.saved()

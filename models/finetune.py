@@ -125,7 +125,8 @@ def finetune(cfg: FinetuneConfig, data_dir: str | Path, pretrained_ckpt: str | P
             raise ValueError(f"{data_dir}/meta.json has {len(folder.meta['domains'])} domains but {pretrained_ckpt} "
                              f"was built for {spec.n_domains}; both folders must list all domains")
         if folder.text_dim != spec.text_dim:
-            raise ValueError(f"{data_dir}: text embeddings have D={folder.text_dim}, the checkpoint expects {spec.text_dim}")
+            raise ValueError(f"{data_dir}: text embeddings have D={folder.text_dim}, the checkpoint expects "
+                             f"{spec.text_dim}")
         targets = cfg.target_domains or [d["domain_id"] for d in folder.meta["domains"] if d.get("role") == "coldstart"]
         if not targets:
             raise ValueError(f"{data_dir}/meta.json names no coldstart domain; pass --target-domains")

@@ -21,7 +21,8 @@ class NonFiniteScoresError(RuntimeError):
 class Scorer:
     """A checkpoint's model + vocabularies, ready to score sample frames."""
 
-    def __init__(self, model: torch.nn.Module, vocab, spec, device: str | torch.device = "cpu", meta: dict | None = None):
+    def __init__(self, model: torch.nn.Module, vocab, spec, device: str | torch.device = "cpu",
+                 meta: dict | None = None):
         self.model = model.eval()
         self.vocab, self.spec, self.device, self.meta = vocab, spec, torch.device(device), meta or {}
 
@@ -42,7 +43,8 @@ class Scorer:
         dev = self.device
         domain = frame["domain_id"].to_numpy().astype(np.int64)
         if n and (domain.min() < 0 or domain.max() >= self.spec.n_domains):
-            raise ValueError(f"Scorer.score: domain_id must be in 0..{self.spec.n_domains - 1}, got {sorted(set(domain))}")
+            raise ValueError(f"Scorer.score: domain_id must be in 0..{self.spec.n_domains - 1}, "
+                             f"got {sorted(set(domain))}")
         t = {k: torch.from_numpy(v).to(dev) for k, v in cols.items()}
         t["domain"] = torch.from_numpy(domain).to(dev)
         t["item_emb"] = torch.from_numpy(item_emb).to(dev)

@@ -154,7 +154,8 @@ class ModelRegistry:
         self.get(version)  # must exist
         state = self._promoted_state()
         state["history"].append(
-            {"version": version, "previous": state["version"], "at": datetime.now(timezone.utc).isoformat(), "reasons": reasons}
+            {"version": version, "previous": state["version"], "at": datetime.now(timezone.utc).isoformat(),
+             "reasons": reasons}
         )
         state["version"] = version
         _atomic_write_json(self.root / "promoted.json", state)

@@ -30,7 +30,8 @@ __all__ = ["TrainConfig", "add_config_args", "config_from_args", "main", "train"
 
 def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path,
           on_epoch_end: Callable[[dict], None] | None = None) -> dict:
-    """Train cfg.model on DIR's train split, early-stop on valid AUC; returns {"checkpoint", "metrics", "curve", ...}."""
+    """Train cfg.model on DIR's train split, early-stop on valid AUC; returns {"checkpoint", "metrics", "curve",
+    ...}."""
     ctx = setup(cfg.device)
     try:
         if cfg.num_threads:
@@ -61,6 +62,11 @@ def _parse_value(text: str) -> Any:
         return {"True": True, "False": False}.get(text, text)
 
 
+def _parse_list(text: str) -> list | None:
+    """'64,32' -> [64, 32]; '' or 'none' -> None."""
+    return None if text.lower() in ("", "none") else [_parse_value(x) for x in text.split(",")]
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
     """One flag per dataclass field (`--batch-size`); model_kwargs via repeated `--model-arg key=value`."""
     hints = typing.get_type_hints(cls)
@@ -79,7 +85,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
         elif typing.get_origin(hint) in (list, typing.Union, types.UnionType):
             parser.add_argument(flag, dest=f.name, default=default, metavar="V[,V...]",
-                                type=lambda s: None if s.lower() in ("", "none") else [_parse_value(x) for x in s.split(",")])
+                                type=_parse_list)
         else:
             parser.add_argument(flag, dest=f.name, type=hint if hint in (int, float, str) else _parse_value,
                                 default=default)
@@ -118,7 +124,8 @@ def config_from_args(cls: type, args: argparse.Namespace):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="training folder (train/valid parquet, meta.json)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder for checkpoint.pt, last.pt, metrics.json")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder for checkpoint.pt, last.pt, metrics.json")
     add_config_args(parser, TrainConfig)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

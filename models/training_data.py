@@ -116,7 +116,8 @@ def encode_frame(frame: pd.DataFrame, vocab: Vocabularies, item_text: TextTable,
     domain = frame["domain_id"].to_numpy().astype(np.int64)
     if n_domains is not None and len(domain) and (domain.min() < 0 or domain.max() >= n_domains):
         row = int(np.flatnonzero((domain < 0) | (domain >= n_domains))[0])
-        raise ValueError(f"column 'domain_id' row {row} is {domain[row]}, outside meta.json's domains 0..{n_domains - 1}")
+        raise ValueError(f"column 'domain_id' row {row} is {domain[row]}, outside meta.json's domains "
+                         f"0..{n_domains - 1}")
     cols = vocab.encode(frame)
     cols["domain"] = domain
     cols["item_text"] = item_text.lookup(frame["item_id"])

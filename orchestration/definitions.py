@@ -22,7 +22,8 @@ from orchestration.run_logging import progress_console_logger
 from orchestration.schedules import daily_finetune, weekly_full_retrain
 
 defs = Definitions(
-    assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations, benchmark]),
+    assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations,
+                                     benchmark]),
     asset_checks=[*raw_checks, *mart_checks(), features.splits_trainable, evaluation.promotion_gate],
     jobs=[source_job, pipeline_job, finetune_job, full_retrain_job, ablations_job, benchmark_job],
     schedules=[daily_finetune, weekly_full_retrain],
@@ -31,7 +32,8 @@ defs = Definitions(
         "settings": UnisrSettings(),
         "warehouse": WarehouseResource(),
         # dbt from this interpreter's environment, whether or not the venv is on PATH.
-        "dbt": DbtCliResource(project_dir=warehouse.dbt_project, dbt_executable=str(Path(sys.executable).parent / "dbt")),
+        "dbt": DbtCliResource(project_dir=warehouse.dbt_project,
+                              dbt_executable=str(Path(sys.executable).parent / "dbt")),
         "feast": FeastResource(),
         "text_encoder": TextEncoderResource(),
         "trainer": TrainerResource(),

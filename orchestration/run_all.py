@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tiny", action="store_true", help="test-sized synthetic data")
     parser.add_argument("--n-impressions", type=int, default=0, help="synthetic size (0 = default)")
-    parser.add_argument("--epochs", type=int, default=0, help="training epochs for every model (0 = the resource default)")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="training epochs for every model (0 = the resource default)")
     parser.add_argument("--benchmark", action="store_true",
                         help="run the seed benchmark job on the training sets of an earlier run (not the pipeline)")
     parser.add_argument("--benchmark-seeds", default="0,1,2", help="comma-separated seeds of --benchmark")

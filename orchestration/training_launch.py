@@ -102,8 +102,8 @@ def check_nproc(settings) -> None:
 def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, model, model_kwargs, pretrained,
               freeze) -> list[str]:
     args = ["--data", str(data_dir), "--out", str(out_dir), "--epochs", str(budget["epochs"]),
-            "--batch-size", str(budget["batch_size"]), "--patience", str(budget["patience"]), "--device", settings.device,
-            "--no-progress"]
+            "--batch-size", str(budget["batch_size"]), "--patience", str(budget["patience"]),
+            "--device", settings.device, "--no-progress"]
     if "lr" in budget:
         args += ["--lr", repr(budget["lr"])]
     if settings.num_threads:
@@ -134,7 +134,8 @@ def _torchrun(settings, dagster_log, mode: str, args: list[str]) -> None:
 def _int_keys(value):
     """JSON turned int dict keys (domain ids) into strings: turn them back, recursively."""
     if isinstance(value, dict):
-        return {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): _int_keys(v) for k, v in value.items()}
+        return {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): _int_keys(v)
+                for k, v in value.items()}
     if isinstance(value, list):
         return [_int_keys(v) for v in value]
     return value

@@ -53,11 +53,14 @@ def _img(path: Path) -> str:
 
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;color:#222;
+padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+th,td{border:1px solid #ddd;padding:.3em .6em;text-align:right}
 th{background:#f4f6f8}td:first-child,th:first-child{text-align:left}tr.ours{background:#eef7ee;font-weight:600}
-.headline{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:8px;padding:.8em 1.2em;min-width:180px}
+.headline{display:flex;gap:1em;flex-wrap:wrap}
+.card{border:1px solid #ddd;border-radius:8px;padding:.8em 1.2em;min-width:180px}
 .card .v{font-size:1.6em;font-weight:700}.note{color:#555;font-size:.9em}img{max-width:100%;margin:.5em 0}
 .pass{color:#1a7f37}.fail{color:#cf222e}.kept{color:#555}code{background:#f4f6f8;padding:0 .3em}
 """
@@ -123,8 +126,10 @@ def write_evaluation_report(
         for k, v in (headline or {}).items()
     )
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class='note'>Generated {generated}. Model under test: <b>{html.escape(ours)}</b>.</p>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='note'>Generated {generated}. "
+        f"Model under test: <b>{html.escape(ours)}</b>.</p>",
         f"<div class='headline'>{cards}</div>",
     ]
     if decision:
@@ -137,7 +142,9 @@ def write_evaluation_report(
         ]
     for name, table, intro in sections:
         if table is not None and len(table):
-            parts += [f"<h2>{html.escape(name)}</h2>"] + ([f"<p class='note'>{html.escape(intro)}</p>"] if intro else [])
+            parts.append(f"<h2>{html.escape(name)}</h2>")
+            if intro:
+                parts.append(f"<p class='note'>{html.escape(intro)}</p>")
             parts.append(_html_table(table, ours))
     if plots:
         parts += ["<h2>Plots</h2>"] + [_img(p) for p in plots.values()]

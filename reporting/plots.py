@@ -65,7 +65,8 @@ def gating_weights_by_domain(weights: pd.DataFrame, path: Path) -> Path:
 
 
 def training_curves(curves: dict[str, list[dict]], path: Path) -> Path:
-    """Per-epoch training loss and validation AUC for each model (`curves[model] = [{epoch, train_loss, valid_auc}]`)."""
+    """Per-epoch training loss and validation AUC for each model
+    (`curves[model] = [{epoch, train_loss, valid_auc}]`)."""
     fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(9, 3.4))
     for model, epochs in curves.items():
         if not epochs:

@@ -111,7 +111,8 @@ def _samples(rng, n: int, domain_ids: list[int], users, items, queries, n_days: 
     ts = pd.to_datetime(DAY0) + pd.to_timedelta(day, unit="D") + pd.to_timedelta(seconds, unit="s")
     item_idx = rng.integers(0, len(items), size=n)
     user_ids = np.asarray(users + [COLD_USER], dtype=object)[rng.integers(0, len(users) + 1, size=n)]
-    query_ids = np.where(task == "search", np.asarray(queries, dtype=object)[rng.integers(0, len(queries), size=n)], None)
+    query_ids = np.where(task == "search", np.asarray(queries, dtype=object)[rng.integers(0, len(queries), size=n)],
+                         None)
     return pd.DataFrame(
         {
             "impression_id": [f"imp{split_of_day.__name__}{i}" for i in range(n)],

@@ -86,11 +86,13 @@ class _World:
 def _write(folder: Path, splits: dict[str, pd.DataFrame], world: _World) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in splits.items():
-        pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False), folder / f"{name}.parquet")
+        pq.write_table(pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False),
+                       folder / f"{name}.parquet")
     # Every 10th warm item has no text: the model must use its learned "no text" vector there.
     items = [k for k in world.text if not (k.startswith("i:w") and int(k[3:]) % 10 == 0)]
     for path, key, ids, table in ((folder / "item_text_emb.parquet", "item_id", items, world.text),
-                                  (folder / "query_text_emb.parquet", "query_id", list(world.query_text), world.query_text)):
+                                  (folder / "query_text_emb.parquet", "query_id", list(world.query_text),
+                                   world.query_text)):
         emb = pa.array([table[i].tolist() for i in ids], type=pa.list_(pa.float32()))
         pq.write_table(pa.table({key: pa.array(ids, pa.string()), "embedding": emb}), path)
     (folder / "meta.json").write_text(json.dumps({"domains": DOMAINS, "emb_dim": D, "emb_model": "fixture"}))

@@ -26,7 +26,8 @@ COLD_USER = "u:cold"
 GRID_ITEMS = [f"i:{k}" for k in range(5)]
 USERS = ["u:0", "u:1", "u:2"]
 QUERIES = ["q:0", "q:1", "q:2"]
-DOMAINS = [(0, "search_pre", "search", "pretrain"), (1, "rec_pre", "rec", "pretrain"), (2, "rec_cold", "rec", "coldstart")]
+DOMAINS = [(0, "search_pre", "search", "pretrain"), (1, "rec_pre", "rec", "pretrain"),
+           (2, "rec_cold", "rec", "coldstart")]
 PROBE_EVENTS = [(1, 0), (1, 1), (2, 1), (2, 1), (2, 0)]  # (day, clicked)
 
 
@@ -92,11 +93,13 @@ def write_raw_fixture(paths: Paths, *, duplicate_impressions: int = 0) -> RawFix
     """Write the fixture into `paths.raw_dir`; `duplicate_impressions` > 0 repeats that many rows verbatim."""
     raw = paths.raw_dir
     domains = list(zip(*DOMAINS))
-    write_table(raw, "domains", pa.table({"domain_id": domains[0], "name": domains[1], "task": domains[2], "role": domains[3]}))
+    write_table(raw, "domains",
+                pa.table({"domain_id": domains[0], "name": domains[1], "task": domains[2], "role": domains[3]}))
     write_table(
         raw,
         "users",
-        pa.table({"user_id": USERS, "age_bucket": ["18-24", None, "35-44"], "gender": ["f", "m", None], "segment": ["a", "b", "a"]}),
+        pa.table({"user_id": USERS, "age_bucket": ["18-24", None, "35-44"], "gender": ["f", "m", None],
+                  "segment": ["a", "b", "a"]}),
     )
     items = GRID_ITEMS + [PROBE_ITEM, NEW_ITEM]
     write_table(
@@ -121,5 +124,6 @@ def write_raw_fixture(paths: Paths, *, duplicate_impressions: int = 0) -> RawFix
         writer.write(pa.Table.from_pylist(chunk))
     return RawFixture(
         paths=paths,
-        rows={"domains": 3, "users": len(USERS), "items": len(items), "queries": len(QUERIES), "impressions": writer.rows},
+        rows={"domains": 3, "users": len(USERS), "items": len(items), "queries": len(QUERIES),
+              "impressions": writer.rows},
     )

@@ -161,7 +161,8 @@ def test_latest_small_maps_to_contract(latest_small):
     assert_contract_rules(t)
     ratings = pd.read_csv(LATEST_SMALL / "ratings.csv").rename(
         columns={"userId": "user", "movieId": "movie", "timestamp": "ts"})
-    tags = pd.read_csv(LATEST_SMALL / "tags.csv").rename(columns={"userId": "user", "movieId": "movie", "timestamp": "ts"})
+    tags = pd.read_csv(LATEST_SMALL / "tags.csv").rename(
+        columns={"userId": "user", "movieId": "movie", "timestamp": "ts"})
     assert counts["positives"] + counts["rated_negatives"] == len(ratings) == 100_836
     assert counts["rejected_source_rows"] == 0
     assert (t["domains"].task == "rec").sum() >= 3
@@ -182,7 +183,8 @@ def test_latest_small_search_domain_comes_from_tags(latest_small):
     assert len(positives) == len(tags) == counts["search_positives"]
     # The clicked item of a search page is the tagged movie, and the query text is the tag.
     tagged = tags.assign(user_id="ml:u:" + tags.userId.astype(str), item_id="ml:m:" + tags.movieId.astype(str),
-                         event_time=pd.to_datetime(tags.timestamp, unit="s", utc=True), key=tags.tag.str.strip().str.lower())
+                         event_time=pd.to_datetime(tags.timestamp, unit="s", utc=True),
+                         key=tags.tag.str.strip().str.lower())
     matched = positives.assign(key=positives.qtext.str.lower()).merge(
         tagged[["user_id", "item_id", "event_time", "key"]], on=["user_id", "item_id", "event_time", "key"])
     assert len(matched) >= len(positives)

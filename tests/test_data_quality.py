@@ -36,7 +36,8 @@ def samples(raw: dict[str, pd.DataFrame], split: str) -> pd.DataFrame:
 def user_features(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per user and day: impressions, clicks and smoothed CTR (the mart's shape, not its exact windowing)."""
     imp = raw["impressions"].assign(event_timestamp=raw["impressions"].event_time.dt.normalize())
-    daily = imp.groupby(["user_id", "event_timestamp"]).clicked.agg(user_impr_7d="size", user_clicks_7d="sum").reset_index()
+    daily = (imp.groupby(["user_id", "event_timestamp"]).clicked
+             .agg(user_impr_7d="size", user_clicks_7d="sum").reset_index())
     daily = daily.merge(raw["users"], on="user_id", how="left").rename(
         columns={"age_bucket": "user_age_bucket", "gender": "user_gender", "segment": "user_segment"})
     daily["user_clicks_7d"] = daily.user_clicks_7d.astype("int64")

@@ -222,7 +222,8 @@ def test_mind_bad_bytes_duplicates_bom_and_crlf(tmp_path):
     t = read_landing(landing)
     assert_contract_rules(t, single_domain_pages=False)
     items = t["items"].set_index("item_id")
-    assert items.loc["mind:N1", "text"] == "Big game tonight\nTeams meet." and items.loc["mind:N2", "text"] == "Election news"
+    assert items.loc["mind:N1", "text"] == "Big game tonight\nTeams meet."
+    assert items.loc["mind:N2", "text"] == "Election news"
     assert counts["impressions"] == 7
 
 

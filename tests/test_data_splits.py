@@ -50,7 +50,8 @@ def _write_100k(folder: Path, span_days: float) -> Path:
     flags = lambda m: "|".join("1" if g == 1 + m % 18 else "0" for g in range(19))  # noqa: E731
     (folder / "u.item").write_text("".join(
         f"{m}|Movie {m} (1995)|01-Jan-1995||http://x|{flags(m)}\n" for m in range(1, n_movies + 1)))
-    (folder / "u.user").write_text("".join(f"{u}|{20 + u}|{'MF'[u % 2]}|writer|0000{u}\n" for u in range(1, n_users + 1)))
+    (folder / "u.user").write_text("".join(f"{u}|{20 + u}|{'MF'[u % 2]}|writer|0000{u}\n"
+                                           for u in range(1, n_users + 1)))
     return folder
 
 

@@ -79,7 +79,8 @@ def test_sample_marts_row_counts_and_time_splits(built):
     marts = {name: read_mart(paths, name) for name in MARTS[:4]}
     # 5 days x 2 requests x 2 positions per domain; domains 0-1 pretrain (+5 probe rows), domain 2 cold-start.
     assert {k: len(v) for k, v in marts.items()} == {
-        "samples_pretrain": 45, "samples_coldstart_train": 12, "samples_coldstart_valid": 4, "samples_coldstart_test": 4,
+        "samples_pretrain": 45, "samples_coldstart_train": 12, "samples_coldstart_valid": 4,
+        "samples_coldstart_test": 4,
     }
     days = {k: sorted(set((v.event_timestamp - pd.Timestamp(DAY0)).dt.days)) for k, v in marts.items()}
     pre = marts["samples_pretrain"]
@@ -165,7 +166,8 @@ def test_planted_leakage_fails_the_no_leakage_test(broken):
 def test_broken_row_conservation_fails(broken):
     paths, vars = broken
     with duckdb.connect(str(paths.warehouse)) as con:
-        con.execute("delete from samples_coldstart_valid where impression_id = (select min(impression_id) from samples_coldstart_valid)")
+        con.execute("delete from samples_coldstart_valid "
+                    "where impression_id = (select min(impression_id) from samples_coldstart_valid)")
     tests = ["assert_each_impression_in_one_sample", "assert_sample_rows_sum_to_impressions"]
     result = run_dbt(["test", "--select", *tests], paths, vars=vars)
     assert not result.success

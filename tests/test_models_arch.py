@@ -192,7 +192,8 @@ def test_masked_numeric_fields_and_absent_text_contribute_nothing():
     noisy_num = torch.where(batch["num_mask"].bool(), batch["num"], torch.randn(B, 3) * 100)
     noisy_item = torch.where(batch["has_item_text"].bool()[:, None], batch["item_emb"], torch.randn(B, D))
     noisy_query = torch.where(batch["has_query"].bool()[:, None], batch["query_emb"], torch.randn(B, D))
-    torch.testing.assert_close(model(dict(batch, num=noisy_num, item_emb=noisy_item, query_emb=noisy_query))["logit"], ref)
+    noisy = model(dict(batch, num=noisy_num, item_emb=noisy_item, query_emb=noisy_query))
+    torch.testing.assert_close(noisy["logit"], ref)
     assert not torch.allclose(model(dict(batch, num=batch["num"] + 1))["logit"], ref)  # present fields do matter
 
 

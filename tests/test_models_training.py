@@ -49,9 +49,11 @@ def test_vocab_oov_min_count_numeric_stats_roundtrip():
                                 "cat_c": ["k", None, "k", "m"], "num_n": [1.0, 3.0, None, 2.0], "label": [0, 1, 0, 1]})
     v = Vocabularies.build(train_frame, min_count=2)
     assert v.user.values == ["a"] and v.item.values == ["x"] and v.cat[0].values == ["k"]
-    enc = v.encode(pd.DataFrame({"user_id": ["a", "zz", None], "item_id": ["x", "y", "x"], "query_id": ["q", None, "new"],
-                                 "cat_c": ["k", "m", None], "num_n": [2.0, None, 5.0], "domain_id": [0, 0, 0]}))
-    assert enc["user"].tolist() == [1, 0, 0] and enc["item"].tolist() == [1, 0, 1] and enc["query"].tolist() == [1, 0, 0]
+    enc = v.encode(pd.DataFrame({"user_id": ["a", "zz", None], "item_id": ["x", "y", "x"],
+                                 "query_id": ["q", None, "new"], "cat_c": ["k", "m", None], "num_n": [2.0, None, 5.0],
+                                 "domain_id": [0, 0, 0]}))
+    assert enc["user"].tolist() == [1, 0, 0] and enc["item"].tolist() == [1, 0, 1]
+    assert enc["query"].tolist() == [1, 0, 0]
     assert enc["cat"][:, 0].tolist() == [1, 0, 0]
     assert enc["num_mask"][:, 0].tolist() == [1, 0, 1] and enc["num"][1, 0] == 0
     assert enc["num"][0, 0] == pytest.approx(0.0) and enc["num"][2, 0] == pytest.approx(3 / np.std([1, 3, 2]))
@@ -88,7 +90,8 @@ def test_kill_and_resume_reproduces_uninterrupted_run(folders, tmp_path):
     assert killed["stopped"] == "max_steps" and killed["step"] == 23
     resumed = train(c, folders["pretrain"], tmp_path / "resumed")
     assert resumed["step"] == full["step"] and resumed["metrics"]["auc"] == full["metrics"]["auc"]
-    assert [r["train_loss"] for r in resumed["curve"]] == pytest.approx([r["train_loss"] for r in full["curve"]], abs=1e-9)
+    assert ([r["train_loss"] for r in resumed["curve"]]
+            == pytest.approx([r["train_loss"] for r in full["curve"]], abs=1e-9))
     a, b = (ckpt_io.load(p / "checkpoint.pt")["state_dict"] for p in (tmp_path / "full", tmp_path / "resumed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     again = train(c, folders["pretrain"], tmp_path / "resumed")             # rerun of a finished run: no-op

@@ -34,7 +34,8 @@ def _requests(users: list[str], items: list[str]):
                                         ("rec_a", None), ("2", None), ("rec_cold", None)])
     valid = st.builds(
         lambda u, dq, i: {"user_id": u, "domain": dq[0], "query": dq[1], "items": i},
-        st.sampled_from(users), domain_and_query, st.lists(st.sampled_from(items), min_size=1, max_size=20, unique=True))
+        st.sampled_from(users), domain_and_query,
+        st.lists(st.sampled_from(items), min_size=1, max_size=20, unique=True))
     hostile = {
         "user_id": st.one_of(scalar, st.lists(hostile_text, max_size=2)),
         "domain": st.one_of(scalar, st.sampled_from([3, -1, 10 ** 30, "0x1", "1.0", "search_a ", "REC_A"])),

@@ -164,14 +164,17 @@ def test_request_limits_answer_413_and_400(client):
     from serving.limits import ServingLimits
 
     defaults = ServingLimits()
-    huge = b'{"user_id": "u:1", "domain": "search_a", "query": "' + b"a" * defaults.max_body_bytes + b'", "items": ["i:1"]}'
+    huge = (b'{"user_id": "u:1", "domain": "search_a", "query": "' + b"a" * defaults.max_body_bytes
+            + b'", "items": ["i:1"]}')
     response = _raw(client, huge)
     assert response.status_code == 413 and "at most" in response.json()["detail"]
     # the same body without a Content-Length (chunked): read up to the limit, then refused
-    chunked = client.post("/rank", content=iter([huge[:1000], huge[1000:]]), headers={"content-type": "application/json"})
+    chunked = client.post("/rank", content=iter([huge[:1000], huge[1000:]]),
+                          headers={"content-type": "application/json"})
     assert chunked.status_code == 413
     assert _raw(client, b"{}", **{"content-length": "abc"}).status_code == 400
-    long_query = {"user_id": "u:1", "domain": "search_a", "query": "q" * (defaults.max_query_chars + 1), "items": ["i:1"]}
+    long_query = {"user_id": "u:1", "domain": "search_a", "query": "q" * (defaults.max_query_chars + 1),
+                  "items": ["i:1"]}
     long_user = {"user_id": "u" * (defaults.max_id_chars + 1), "domain": 1, "items": ["i:1"]}
     long_item = {"user_id": "u:1", "domain": 1, "items": ["i:1", "i" * (defaults.max_id_chars + 1)]}
     for payload, fragment in ((long_query, "query has"), (long_user, "user_id has"), (long_item, "items[1] has")):

@@ -42,7 +42,8 @@ def source_days(source_dir: Path) -> list[str]:
     """The distinct UTC days (`YYYY-MM-DD`, sorted) that have impressions in the source."""
     with _connect() as con:
         rows = con.execute(
-            f"SELECT DISTINCT {_day_expr()} AS d FROM read_parquet(?, union_by_name = true) WHERE d IS NOT NULL ORDER BY d",
+            f"SELECT DISTINCT {_day_expr()} AS d FROM read_parquet(?, union_by_name = true) "
+            "WHERE d IS NOT NULL ORDER BY d",
             [_impression_glob(source_dir)],
         ).fetchall()
     return [r[0].isoformat() for r in rows]

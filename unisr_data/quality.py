@@ -140,7 +140,8 @@ _BUILDERS: dict[str, Callable[[pd.DataFrame], list]] = {
     "samples_coldstart_valid": _samples(["valid"]),
     "samples_coldstart_test": _samples(["test"]),
     "user_features": _features("user_id", "user", ("user_age_bucket", "user_gender", "user_segment")),
-    "item_features": _features("item_id", "item", ("item_category", "item_subcategory", "item_has_text", "item_age_days")),
+    "item_features": _features("item_id", "item",
+                               ("item_category", "item_subcategory", "item_has_text", "item_age_days")),
     "query_features": _features("query_id", "query"),
 }
 #: Names accepted by `check_frame`: `raw_<table>` and the dbt mart names.

@@ -275,7 +275,8 @@ class _Utf8LineFilter(io.RawIOBase):
             data = b"".join(self._clean_line(line) for line in data.splitlines(keepends=True) if line)
         else:
             # Lines end at LF, CRLF or a lone CR, as the CSV reader counts them.
-            self._line += data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n") + (not data.endswith((b"\n", b"\r")))
+            self._line += (data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+                           + (not data.endswith((b"\n", b"\r"))))
         self._out = memoryview(data)
 
     def _clean_line(self, line: bytes) -> bytes:

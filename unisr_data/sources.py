@@ -44,7 +44,8 @@ def write_source(
     if dataset == "movielens":
         from unisr_data.movielens import MovieLensConfig, convert
 
-        return convert(source_path, source_dir, MovieLensConfig(seed=seed, time_window=time_window or EventTimeWindow()))
+        return convert(source_path, source_dir,
+                       MovieLensConfig(seed=seed, time_window=time_window or EventTimeWindow()))
     from unisr_data.mind import MindConfig, convert
 
     # MIND spans ~6 days: news first seen in the last 3 days form the cold-start domain, so that it has

@@ -172,7 +172,8 @@ def _build_world(config: SyntheticConfig, rng: np.random.Generator, dims: dict) 
     # Category follows the topic 90% of the time, so category alone is a weaker signal than text.
     noisy = rng.random(n_items) < 0.1
     category_idx = np.where(noisy, rng.integers(0, len(CATEGORIES), n_items), topic_category[item_topic])
-    subcategory = np.where(noisy, np.array(TOPIC_NAMES)[rng.integers(0, n_topics, n_items)], np.array(TOPIC_NAMES)[item_topic])
+    subcategory = np.where(noisy, np.array(TOPIC_NAMES)[rng.integers(0, n_topics, n_items)],
+                           np.array(TOPIC_NAMES)[item_topic])
     items = pa.table({
         "item_id": _ids("it", n_items),
         "text": pa.array(texts.tolist(), pa.string()),
@@ -255,9 +256,12 @@ def _impression_chunk(config: SyntheticConfig, world: _World, dims: dict, tables
     any_live = np.minimum((u * n_live).astype(np.int64), n_live - 1)
     new_item = n_new_lo + np.minimum((u * (n_live - n_new_lo)).astype(np.int64), np.maximum(n_live - n_new_lo - 1, 0))
     t_lo = world.topic_item_start[topic]
-    t_live = np.searchsorted(world.topic_item_key, topic.astype(np.int64) * (1 << 50) + (t - dims["first_created"]), side="right")
-    topical = world.topic_item_index[t_lo + np.minimum((u * (t_live - t_lo)).astype(np.int64), np.maximum(t_live - t_lo - 1, 0))]
-    item = np.where(r < new_share, new_item, np.where((r < new_share + topical_share) & (t_live > t_lo), topical, any_live))
+    t_live = np.searchsorted(world.topic_item_key, topic.astype(np.int64) * (1 << 50) + (t - dims["first_created"]),
+                             side="right")
+    topical = world.topic_item_index[t_lo + np.minimum((u * (t_live - t_lo)).astype(np.int64),
+                                                       np.maximum(t_live - t_lo - 1, 0))]
+    item = np.where(r < new_share, new_item,
+                    np.where((r < new_share + topical_share) & (t_live > t_lo), topical, any_live))
     item = np.where(n_live > 0, item, 0)
 
     # Clicks: logistic of domain bias + weighted user-topic affinity + domain shift + quality + position bias.
@@ -282,7 +286,8 @@ def _impression_chunk(config: SyntheticConfig, world: _World, dims: dict, tables
         "event_time": pa.array(t + np.tile(np.arange(k, dtype=np.int64), n_requests), pa.timestamp("us", tz="UTC")),
         "domain_id": pa.array(dom.astype(np.int32)),
         "user_id": pc.take(tables["users"].column("user_id"), pa.array(uu)),
-        "query_id": pc.take(tables["queries"].column("query_id"), pa.array(np.where(q_rep >= 0, q_rep, 0), mask=q_rep < 0)),
+        "query_id": pc.take(tables["queries"].column("query_id"),
+                            pa.array(np.where(q_rep >= 0, q_rep, 0), mask=q_rep < 0)),
         "item_id": pc.take(tables["items"].column("item_id"), pa.array(item)),
         "request_id": _ids("r", n_requests, first_request).take(pa.array(np.repeat(np.arange(n_requests), k))),
         "position": pa.array(np.tile(np.arange(k, dtype=np.int32), n_requests)),

@@ -37,4 +37,5 @@ def click_probability(truth_dir: Path, impression_ids) -> np.ndarray | None:
 def _id_table(ids: np.ndarray):
     import pyarrow as pa
 
-    return pa.table({"row": pa.array(np.arange(len(ids), dtype=np.int64)), "impression_id": pa.array(ids.tolist(), pa.string())})
+    return pa.table({"row": pa.array(np.arange(len(ids), dtype=np.int64)),
+                     "impression_id": pa.array(ids.tolist(), pa.string())})

@@ -126,7 +126,8 @@ def _reason_rules(table: str, window: tuple[datetime, datetime]) -> list[tuple[s
             ("null_key", "_raw_null_domain_id"),
             ("bad_value", "domain_id IS NULL OR domain_id < 0 OR domain_id > 2147483647 OR _dup_rank > 1"),
             ("empty_text", _blank("name")),
-            ("bad_value", f"task IS NULL OR task NOT IN ({sql_list(TASKS)}) OR role IS NULL OR role NOT IN ({sql_list(ROLES)})"),
+            ("bad_value", f"task IS NULL OR task NOT IN ({sql_list(TASKS)}) "
+                          f"OR role IS NULL OR role NOT IN ({sql_list(ROLES)})"),
         ]
     if table == "users":
         return [("null_key", _blank("user_id")), ("bad_value", "_dup_rank > 1")]
@@ -224,7 +225,8 @@ class _Validator:
             f"SELECT {', '.join(f'CAST(s.{_q(c)} AS VARCHAR) AS {_q(c)}' for c in schema.names)}, j._reason, "
             f"? AS _source_file, CAST(j._row AS BIGINT) AS _row "
             f"FROM (SELECT _row, _reason FROM judged WHERE _reason IS NOT NULL) j "
-            f"JOIN read_parquet({sql_string(path)}, file_row_number = true) s ON s.file_row_number = j._row ORDER BY j._row",
+            f"JOIN read_parquet({sql_string(path)}, file_row_number = true) s ON s.file_row_number = j._row "
+            f"ORDER BY j._row",
             [source_file],
         ).fetch_arrow_table()
         if bad.num_rows:
@@ -244,7 +246,9 @@ class _Validator:
         self.quarantine_tmp.mkdir(parents=True, exist_ok=True)
         with pq.ParquetWriter(self.quarantine_tmp / f"{table}.parquet", quarantine_schema(table)) as writer:
             for path in files:
-                out = (table_path(self.raw_tmp, table) / path.name) if table == "impressions" else table_path(self.raw_tmp, table)
+                out = table_path(self.raw_tmp, table)
+                if table == "impressions":
+                    out = out / path.name
                 part = self.validate_file(table, path, out, writer)
                 total.landing += part.landing
                 total.clean += part.clean
@@ -255,7 +259,8 @@ class _Validator:
             raise AssertionError(f"{table}: landing rows {total.landing} != clean {total.clean} + quarantined "
                                  f"{total.quarantined}; validation lost rows, please report this bug")
         if table == "domains":
-            self.con.execute("CREATE OR REPLACE TABLE clean_domains AS SELECT domain_id AS _domain_key, task AS _domain_task FROM read_parquet(?)",
+            self.con.execute("CREATE OR REPLACE TABLE clean_domains AS "
+                             "SELECT domain_id AS _domain_key, task AS _domain_task FROM read_parquet(?)",
                              [str(table_path(self.raw_tmp, "domains"))])
         if table == "items":
             self.con.execute("CREATE OR REPLACE TABLE clean_items AS SELECT item_id AS _item_key FROM read_parquet(?)",
@@ -314,7 +319,8 @@ def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path,
     validator = _Validator(landing_dir, raw_tmp, quarantine_tmp, work_dir, window)
     try:
         # Order matters: impressions are checked against the clean domains and items.
-        reports = {table: validator.validate_table(table) for table in ("domains", "users", "items", "queries", "impressions")}
+        reports = {table: validator.validate_table(table)
+                   for table in ("domains", "users", "items", "queries", "impressions")}
     except BaseException:
         shutil.rmtree(raw_tmp, ignore_errors=True)
         shutil.rmtree(quarantine_tmp, ignore_errors=True)

@@ -98,7 +98,8 @@ def _connect(paths: Paths):
     import duckdb
 
     if not paths.warehouse.exists():
-        raise FileNotFoundError(f"warehouse {paths.warehouse} does not exist: run `dbt build` first (run_dbt(['build'], paths))")
+        raise FileNotFoundError(f"warehouse {paths.warehouse} does not exist: run `dbt build` first "
+                                "(run_dbt(['build'], paths))")
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     con.execute("SET TimeZone = 'UTC'")  # tz-aware columns come back in UTC, not the machine's zone
     return con

@@ -122,7 +122,8 @@ class InputEncoder(nn.Module):
         has_sparse = bool(spec.cat_cardinalities) or spec.n_num > 0
         use = {"id": use_id, "sparse": use_sparse and has_sparse, "text": use_text and spec.text_dim > 0}
         if not any(use.values()):
-            raise ValueError("InputEncoder: every aspect is switched off (use_id/use_sparse/use_text); keep at least one")
+            raise ValueError("InputEncoder: every aspect is switched off (use_id/use_sparse/use_text); "
+                             "keep at least one")
         build = {
             "id": lambda: IdEncoder(spec, hidden, emb_dim, dropout),
             "sparse": lambda: SparseEncoder(spec, hidden, emb_dim, dropout),

@@ -41,7 +41,8 @@ def ablation_study(
 
     def record(study: str, variant: str, checkpoint) -> None:
         result = evaluate(checkpoint, cold_dir, split="test")
-        rows.append({"study": study, "variant": variant, **{k: result.get(k) for k in ("auc", "new_item_auc", "gauc", "pvctr@1")}})
+        rows.append({"study": study, "variant": variant,
+                     **{k: result.get(k) for k in ("auc", "new_item_auc", "gauc", "pvctr@1")}})
         context.log.info(f"ablation {study}={variant}: AUC {result.get('auc'):.4f}")
 
     # freeze="auto" fine-tunes every level (the freeze study) and picks the default pipeline's level by valid AUC
@@ -59,8 +60,10 @@ def ablation_study(
     rows.append({**default_row, "study": "text", "variant": "with text (default)"})
     for study, variant, change in MODEL_VARIANTS:
         name = f"ablation_{study}_{variant.replace(' ', '_')}"
-        pre = trainer.train(context.log, pre_dir, run_dir(context, settings, name + "_pre"), "srf", {**DEFAULT, **change}, config.epochs)
-        fine = trainer.finetune(context.log, cold_dir, pre["checkpoint"], run_dir(context, settings, name), "auto", config.epochs)
+        pre = trainer.train(context.log, pre_dir, run_dir(context, settings, name + "_pre"), "srf",
+                            {**DEFAULT, **change}, config.epochs)
+        fine = trainer.finetune(context.log, cold_dir, pre["checkpoint"], run_dir(context, settings, name), "auto",
+                                config.epochs)
         record(study, variant, fine["checkpoint"])
 
     table = pd.DataFrame(rows).sort_values(["study", "variant"]).reset_index(drop=True)
@@ -69,5 +72,6 @@ def ablation_study(
     table.to_csv(out_dir / "ablations.csv", index=False)
     (out_dir / "ablations.md").write_text("# Ablations (cold-start test split)\n\n" + markdown_table(table) + "\n")
     return MaterializeResult(
-        metadata={"table": MetadataValue.md(markdown_table(table)), "csv": MetadataValue.path(str(out_dir / "ablations.csv"))}
+        metadata={"table": MetadataValue.md(markdown_table(table)),
+                  "csv": MetadataValue.path(str(out_dir / "ablations.csv"))}
     )

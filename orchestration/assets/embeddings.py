@@ -24,6 +24,7 @@ def text_embeddings(
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(paths.embeddings_dir)),
-            **{k: (float(v) if isinstance(v, float) else v) for k, v in stats.items() if isinstance(v, (int, float, str))},
+            **{k: (float(v) if isinstance(v, float) else v) for k, v in stats.items()
+               if isinstance(v, (int, float, str))},
         }
     )

@@ -61,7 +61,8 @@ def _champion(registry: ModelRegistry):
     deps=[coldstart_model, pretrained_model, *BASELINE_KEYS],
     description="Every candidate vs trivial references and the Bayes ceiling, with 95 % CIs; which model serves.",
 )
-def evaluation_report(context: AssetExecutionContext, config: EvaluationConfig, settings: UnisrSettings) -> MaterializeResult:
+def evaluation_report(context: AssetExecutionContext, config: EvaluationConfig,
+                      settings: UnisrSettings) -> MaterializeResult:
     from reporting.evaluation import evaluate_candidates, per_model_metadata
     from reporting.report_files import write_report
 

@@ -18,7 +18,8 @@ def latest_feature_time(paths) -> datetime:
     tables = [paths.marts_dir / f"{t}_features.parquet" for t in ("user", "item", "query")]
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        stamps = [con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [str(t)]).fetchone()[0] for t in tables]
+        stamps = [con.execute("SELECT max(event_timestamp) FROM read_parquet(?)", [str(t)]).fetchone()[0]
+                  for t in tables]
     stamps = [s if s.tzinfo else s.replace(tzinfo=timezone.utc) for s in stamps if s is not None]  # empty views: None
     if not stamps:
         raise ValueError(f"no feature rows in {paths.marts_dir}: nothing to materialize")
@@ -66,7 +67,8 @@ def online_features(context: AssetExecutionContext, settings: UnisrSettings, fea
 @asset(
     group_name=GROUP,
     deps=[feast_registry],
-    description="Training folders (pretrain; cold-start train/valid/test) from Feast point-in-time historical retrieval.",
+    description="Training folders (pretrain; cold-start train/valid/test) from Feast point-in-time historical "
+                "retrieval.",
 )
 def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast: FeastResource) -> MaterializeResult:
     from features.training_set import build_training_folder

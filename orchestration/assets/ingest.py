@@ -37,7 +37,8 @@ class SourceConfig(Config):
 
 @asset(
     group_name=GROUP,
-    description="The upstream system of record: the synthetic generator or a MovieLens/MIND conversion, in contract layout.",
+    description="The upstream system of record: the synthetic generator or a MovieLens/MIND conversion, in "
+                "contract layout.",
 )
 def source_data(context: AssetExecutionContext, config: SourceConfig, settings: UnisrSettings) -> MaterializeResult:
     from unisr_data.landing import source_days

@@ -54,7 +54,8 @@ def run_dir(context: AssetExecutionContext, settings: UnisrSettings, name: str, 
         "asset": context.asset_key.to_user_string(),
         "partition": context.partition_key if context.has_partition_key else None,
         "config": context.op_execution_context.op_config or {},
-        "trainer": {k: v for k, v in trainer.model_dump().items() if k not in KEY_FREE_TRAINER_FIELDS} if trainer else {},
+        "trainer": ({k: v for k, v in trainer.model_dump().items() if k not in KEY_FREE_TRAINER_FIELDS}
+                    if trainer else {}),
         "training_data": tree_digest(settings.paths.training_dir),
         **(extra or {}),
     }
@@ -82,21 +83,24 @@ def register(settings: UnisrSettings, name: str, checkpoint: Path, metrics: dict
     """Register a trained candidate (every model is a challenger for serving); returns its ModelVersion."""
     paths = settings.paths
     return ModelRegistry(paths.registry_dir).register(
-        checkpoint, name=name, config={**config, "run_checkpoint": str(checkpoint)}, data_version=data_version(paths), code_version=code_version(),
+        checkpoint, name=name, config={**config, "run_checkpoint": str(checkpoint)}, data_version=data_version(paths),
+        code_version=code_version(),
         metrics={"coldstart_valid_auc": metrics.get("auc")},
     )
 
 
 def metrics_metadata(metrics: dict, prefix: str = "") -> dict:
     """Flat float metadata for every scalar metric (Dagster plots these across materializations)."""
-    return {f"{prefix}{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _srf_kwargs(config: ModelConfig) -> dict:
     return {"gating": config.gating, "divergence": config.divergence, "use_text": config.use_text}
 
 
-@asset(group_name=GROUP, deps=[training_sets], description="The S&R foundation model pretrained on all pretrain domains.")
+@asset(group_name=GROUP, deps=[training_sets],
+       description="The S&R foundation model pretrained on all pretrain domains.")
 def pretrained_model(
     context: AssetExecutionContext, config: ModelConfig, settings: UnisrSettings, trainer: TrainerResource
 ) -> MaterializeResult:
@@ -110,7 +114,8 @@ def pretrained_model(
             "model_config": MetadataValue.json(_srf_kwargs(config)),
             "device": MetadataValue.json(result.get("device", {})),
             **metrics_metadata(result["metrics"], "valid_"),
-            "samples_per_s": float(result["metrics"]["curve"][-1]["samples_per_s"]) if result["metrics"]["curve"] else 0.0,
+            "samples_per_s": (float(result["metrics"]["curve"][-1]["samples_per_s"])
+                              if result["metrics"]["curve"] else 0.0),
         }
     )
 
@@ -118,15 +123,18 @@ def pretrained_model(
 @asset(
     group_name=GROUP,
     deps=[pretrained_model],
-    description="The pretrained model fine-tuned on the cold-start domain with the configured levels frozen; registered.",
+    description="The pretrained model fine-tuned on the cold-start domain with the configured levels frozen; "
+                "registered.",
 )
 def coldstart_model(
     context: AssetExecutionContext, config: FinetuneAssetConfig, settings: UnisrSettings, trainer: TrainerResource
 ) -> MaterializeResult:
     paths = settings.paths
     pretrained = latest_checkpoint(context, pretrained_model.key)
-    out = run_dir(context, settings, "coldstart_srf", {"pretrained": str(pretrained), "pretrained_sha256": file_digest(pretrained)})
-    result = trainer.finetune(context.log, paths.training_dir / "coldstart", pretrained, out, config.freeze, config.epochs)
+    out = run_dir(context, settings, "coldstart_srf",
+                  {"pretrained": str(pretrained), "pretrained_sha256": file_digest(pretrained)})
+    result = trainer.finetune(context.log, paths.training_dir / "coldstart", pretrained, out, config.freeze,
+                              config.epochs)
     version = register(settings, "srf", result["checkpoint"], result["metrics"],
                        {"freeze": result["freeze"], "freeze_config": config.freeze, "pretrained": str(pretrained)})
     collect_run_folders(context, settings, trainer)
@@ -161,7 +169,8 @@ def _baseline_asset(name: str):
             run_dir(context, settings, f"coldstart_{name}"), config.freeze, config.epochs,
         )
         version = register(settings, name, fine["checkpoint"], fine["metrics"],
-                           {"freeze": fine["freeze"], "freeze_config": config.freeze, "pretrained": str(pre["checkpoint"])})
+                           {"freeze": fine["freeze"], "freeze_config": config.freeze,
+                            "pretrained": str(pre["checkpoint"])})
         collect_run_folders(context, settings, trainer)
         return MaterializeResult(
             metadata={

@@ -127,7 +127,8 @@ def _expectations_check(table: str) -> AssetChecksDefinition:
         result = check_frame(frame, f"raw_{table}")
         return AssetCheckResult(
             passed=result.success,
-            metadata={"failures": MetadataValue.json(result.failures), "statistics": MetadataValue.json(result.statistics)},
+            metadata={"failures": MetadataValue.json(result.failures),
+                      "statistics": MetadataValue.json(result.statistics)},
         )
 
     return check
