@@ -178,3 +178,16 @@ def test_training_folder_keeps_types_for_rec_only_and_empty_splits(store, fx, tm
         assert str(schema.field("query_id").type) == "string"
         assert str(schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
     assert pd.read_parquet(tmp_path / "train.parquet")["num_query_ctr_7d"].isna().all()
+
+
+def test_split_label_counts_do_not_wrap_around_int8(tmp_path):
+    """A split's click count is exact beyond int8's 127 (a summed int8 array used to wrap: 3,665 read as 81)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from features.training_set import split_label_counts
+
+    labels = pa.array([1] * 3665 + [0] * 10000, pa.int8())
+    pq.write_table(pa.table({"label": labels}), tmp_path / "train.parquet")
+    assert split_label_counts(tmp_path / "train.parquet") == (13665, 3665)
+    assert split_label_counts(tmp_path / "missing.parquet") == (0, 0)
