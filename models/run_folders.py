@@ -33,8 +33,7 @@ LOCK_FILE = ".lock"
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 LEGACY_GROUP = "<dagster run ids>"
 
-_digests: dict[tuple[str, int, int], str] = {}   # (path, size, mtime_ns) -> sha256, for repeated tree digests
-_held: dict[Path, int] = {}                       # key folder -> fd of its .lock, held by this process
+_held: dict[Path, int] = {}  # key folder -> fd of its .lock, held by this process
 
 
 class FolderInUseError(RuntimeError):
@@ -45,14 +44,6 @@ def work_key(inputs: dict[str, Any]) -> str:
     """KEY_HEX hex digits of the sha256 of `inputs` as canonical JSON (sorted keys)."""
     text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_HEX]
-
-
-def _cached_digest(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _digests:
-        _digests[key] = file_digest(path)
-    return _digests[key]
 
 
 def tree_digest(root: str | Path) -> str:
@@ -68,7 +59,7 @@ def tree_digest(root: str | Path) -> str:
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        digest.update(f"{rel.as_posix()}\0{_cached_digest(path)}\n".encode())
+        digest.update(f"{rel.as_posix()}\0{file_digest(path)}\n".encode())
     return digest.hexdigest()
 
 
@@ -90,6 +81,13 @@ def hold(folder: Path) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     _held[folder] = fd
+
+
+def release(folder: Path) -> None:
+    """Let go of `folder/.lock` if this process holds it."""
+    fd = _held.pop(Path(folder).resolve(), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def in_use(folder: Path) -> bool:
