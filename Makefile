@@ -44,9 +44,9 @@ $(CUDA_STAMP): $(STAMP)
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m orchestration.run_all
 
-## Run the test suite.
+## Lint (ruff: pyflakes, pycodestyle, import order, bugbear; pyproject [tool.ruff]), then the test suite.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/ruff check . && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Dagster UI on 127.0.0.1:3000 (workspace.yaml).
 ui: install $(DAGSTER_HOME)/dagster.yaml

@@ -53,7 +53,8 @@ def tree_digest(root: str | Path) -> str:
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder: nothing to key the training run by (build the training sets first)")
+        raise FileNotFoundError(f"{root} is not a folder: nothing to key the training run by "
+                                "(build the training sets first)")
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)

@@ -13,15 +13,22 @@ from pathlib import Path
 
 import psutil
 import pytest
-from dagster import (AssetExecutionContext, Config, DagsterInstance, DagsterRunStatus, MaterializeResult, asset,
-                     materialize)
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    DagsterInstance,
+    DagsterRunStatus,
+    MaterializeResult,
+    asset,
+    materialize,
+)
 
 from model_fixture import write_folders
 from models import checkpoint as ckpt_io
 from models.model_registry import ModelRegistry
 from models.run_folders import WORK_FILE, collect_garbage, hold, registry_references, release, work_folder
-from orchestration.child_processes import supported, write_exec_wrapper
 from orchestration.assets.training import run_dir
+from orchestration.child_processes import supported, write_exec_wrapper
 from orchestration.dead_runs import fail_dead_runs
 from orchestration.resources import TrainerResource, UnisrSettings
 from unisr_data.paths import REPO_ROOT
@@ -34,7 +41,8 @@ def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None) -> Non
     deadline = time.monotonic() + DEADLINE_S
     while not predicate():
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited ({proc.returncode}) before {what}: {proc.stdout.read() if proc.stdout else ''}")
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"process exited ({proc.returncode}) before {what}: {output}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
@@ -52,7 +60,8 @@ def _gone(pid: int) -> bool:
 def test_training_killed_with_sigkill_resumes_from_last_pt(tmp_path):
     folders = write_folders(tmp_path / "data", n_warm=300, n_cold=150)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "models.train", "--data", str(folders["pretrain"]), "--out", str(out), "--model", "dnn",
+    cmd = [sys.executable, "-m", "models.train", "--data", str(folders["pretrain"]), "--out", str(out),
+           "--model", "dnn",
            "--epochs", "1000", "--patience", "0", "--batch-size", "32", "--checkpoint-every", "1",
            "--checkpoint-seconds", "0", "--device", "cpu", "--num-threads", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -90,7 +99,8 @@ def test_the_same_work_gets_the_same_run_folder_across_dagster_runs(tmp_path):
     (training / "train.parquet").write_bytes(b"rows v1")
     instance = DagsterInstance.ephemeral()
 
-    def out_dir(value: int = 0, trainer: TrainerResource = TrainerResource()) -> Path:
+    def out_dir(value: int = 0, trainer: TrainerResource | None = None) -> Path:
+        trainer = trainer or TrainerResource()
         result = materialize([some_model], instance=instance, resources={"settings": settings, "trainer": trainer},
                              run_config={"ops": {"some_model": {"config": {"value": value}}}})
         mat = result.get_asset_materialization_events()[0].event_specific_data.materialization
@@ -206,6 +216,7 @@ def test_run_all_marks_its_killed_runs_failed(tmp_path):
 
 def test_runs_of_a_live_run_all_are_left_alone(tmp_path):
     from dagster import job, op
+
     from orchestration.dead_runs import owner_tags
 
     @op

@@ -30,14 +30,16 @@ def _run_pipeline(root: Path, hash_seed: str) -> Path:
            "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1", "FEAST_USAGE": "False",
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
     var = root / "var"
-    proc = subprocess.run([sys.executable, "-m", "orchestration.run_all", "--tiny", "--epochs", "1", "--var-dir", str(var)],
+    proc = subprocess.run([sys.executable, "-m", "orchestration.run_all", "--tiny", "--epochs", "1",
+                           "--var-dir", str(var)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return var
 
 
 def _card_metrics(var: Path) -> dict[str, dict[str, float]]:
-    cards = [json.loads(p.read_text()) for p in (var / "models" / "synthetic" / "registry" / "versions").glob("*/card.json")]
+    versions = var / "models" / "synthetic" / "registry" / "versions"
+    cards = [json.loads(p.read_text()) for p in versions.glob("*/card.json")]
     by_name = {card["name"]: {m: card["metrics"][m] for m in METRICS} for card in cards}
     assert len(by_name) == len(cards), f"one registered version per model expected, got {[c['name'] for c in cards]}"
     return by_name
