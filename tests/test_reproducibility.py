@@ -2,7 +2,7 @@
 (its own var dir, DAGSTER_HOME and PYTHONHASHSEED, so set/dict ordering differs between the two), one epoch.
 
 Before the fix three `--tiny` runs gave best-baseline AUC 0.4757 / 0.4722 / 0.4788: with two intra-op threads the
-backward of `weight[index]` summed in a thread-dependent order (models.train.deterministic_kernels).
+backward of `weight[index]` summed in a thread-dependent order (models.engine.deterministic_kernels).
 """
 from __future__ import annotations
 
