@@ -35,6 +35,14 @@ def init_worker(serialized: str, max_length: int) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
     _WORKER_TOKENIZER = build_tokenizer(serialized, max_length)
+    # a spawned pool worker would outlive a killed parent (blocked on its queue forever): die with it (Linux)
+    import multiprocessing
+    import signal
+
+    from orchestration.child_processes import die_with_parent  # standard library only
+
+    parent = multiprocessing.parent_process()
+    die_with_parent(signal.SIGKILL, parent.pid if parent is not None else None)
 
 
 def worker_tokenize(texts: list[str], pad_id: int) -> tuple[np.ndarray, np.ndarray]:

@@ -296,3 +296,22 @@ def test_torchrun_and_its_workers_die_with_their_killed_parent(tmp_path):
         print(popen_tied(cmd, signal.SIGTERM, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid, flush=True)
         time.sleep(120)""")
     _kill_parent_and_assert_no_descendant_survives(_run_parent(tmp_path, script), 3)  # torchrun + 2 workers
+
+
+@linux_only
+def test_tokenizer_pool_workers_die_with_their_killed_parent(tmp_path):
+    # the text encoder's spawn pool (used on GPU hosts): a worker blocked on its queue would wait forever
+    script = textwrap.dedent("""
+        import multiprocessing, os, time
+        from concurrent.futures import ProcessPoolExecutor
+        from tokenizers import Tokenizer
+        from tokenizers.models import WordLevel
+        from embeddings.tokenization import init_worker
+
+        if __name__ == "__main__":
+            tokenizer = Tokenizer(WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]")).to_str()
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
+                                       initargs=(tokenizer, 8))
+            print(pool.submit(os.getpid).result(), flush=True)
+            time.sleep(120)""")
+    _kill_parent_and_assert_no_descendant_survives(_run_parent(tmp_path, script), 1)
