@@ -39,7 +39,7 @@ def init_worker(serialized: str, max_length: int) -> None:
     import multiprocessing
     import signal
 
-    from orchestration.child_processes import die_with_parent  # standard library only
+    from unisr_data.child_processes import die_with_parent  # standard library only
 
     parent = multiprocessing.parent_process()
     die_with_parent(signal.SIGKILL, parent.pid if parent is not None else None)

@@ -117,12 +117,12 @@ def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, 
 
 
 def _torchrun(settings, dagster_log, mode: str, args: list[str]) -> None:
-    from orchestration.child_processes import tied_process
+    from unisr_data.child_processes import tied_process
 
     # Tied: torchrun gets SIGTERM when this process dies (and then stops its workers), each worker when torchrun
     # dies (`run-module`), and an error here (a cancelled run) stops torchrun instead of waiting for it.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={settings.nproc_per_node}",
-           "-m", "orchestration.child_processes", "run-module", f"models.{mode}", *args]
+           "-m", "unisr_data.child_processes", "run-module", f"models.{mode}", *args]
     dagster_log.info("launching: " + " ".join(cmd))
     with tied_process(cmd, signal.SIGTERM, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:

@@ -149,9 +149,9 @@ def headline(result: EvaluationResult) -> dict[str, str]:
             " significant" if diff.significant else " not significant")
     if test.has_ceiling:
         cards["Bayes ceiling AUC"] = f"{test.auc(CEILING).value:.4f}"
-        top = max(test.entries(MODEL), key=lambda e: test.auc(e).value)
-        share = test.lift_share(top)
-        cards[f"share of achievable lift ({top})"] = f"{share.value:.0%} [{share.lo:.0%}, {share.hi:.0%}]"
+        served = result.serving_label if result.serving_label in test.estimates else ours  # chosen on validation
+        share = test.lift_share(served)
+        cards[f"share of achievable lift ({served})"] = f"{share.value:.0%} [{share.lo:.0%}, {share.hi:.0%}]"
     return cards
 
 

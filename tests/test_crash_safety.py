@@ -28,9 +28,9 @@ from models import checkpoint as ckpt_io
 from models.model_registry import ModelRegistry
 from models.run_folders import WORK_FILE, collect_garbage, hold, registry_references, release, work_folder
 from orchestration.assets.training import run_dir
-from orchestration.child_processes import supported, write_exec_wrapper
 from orchestration.dead_runs import fail_dead_runs
 from orchestration.resources import TrainerResource, UnisrSettings
+from unisr_data.child_processes import supported, write_exec_wrapper
 from unisr_data.paths import REPO_ROOT
 
 linux_only = pytest.mark.skipif(not supported(), reason="PR_SET_PDEATHSIG is Linux-only")
@@ -256,7 +256,7 @@ def _kill_parent_and_assert_no_descendant_survives(parent: subprocess.Popen, exp
 def test_a_child_started_with_popen_tied_dies_with_its_killed_parent(tmp_path):
     script = textwrap.dedent("""
         import time
-        from orchestration.child_processes import popen_tied
+        from unisr_data.child_processes import popen_tied
         print(popen_tied(["sleep", "120"]).pid, flush=True)
         time.sleep(120)""")
     _kill_parent_and_assert_no_descendant_survives(_run_parent(tmp_path, script), 1)
@@ -289,9 +289,9 @@ def test_torchrun_and_its_workers_die_with_their_killed_parent(tmp_path):
     # the command orchestration.training_launch._torchrun builds, with a worker module that just sleeps
     script = textwrap.dedent("""
         import signal, subprocess, sys, time
-        from orchestration.child_processes import popen_tied
+        from unisr_data.child_processes import popen_tied
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "orchestration.child_processes", "run-module", "timeit", "-n", "1", "-r", "1",
+               "-m", "unisr_data.child_processes", "run-module", "timeit", "-n", "1", "-r", "1",
                "import time; time.sleep(120)"]
         print(popen_tied(cmd, signal.SIGTERM, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid, flush=True)
         time.sleep(120)""")

@@ -8,8 +8,8 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
-from orchestration.child_processes import write_exec_wrapper
 from orchestration.resources import UnisrSettings
+from unisr_data.child_processes import write_exec_wrapper
 from unisr_data.paths import REPO_ROOT, Paths
 
 GROUP = "warehouse"
@@ -48,7 +48,7 @@ class UnisrDbtTranslator(DagsterDbtTranslator):
 
 def tied_dbt(dbt: DbtCliResource, paths: Paths) -> DbtCliResource:
     """`dbt` whose subprocess dies with this process: its executable goes through a wrapper that asks the kernel
-    for SIGKILL when the run dies (orchestration/child_processes.py), so a `kill -9` leaves no `dbt build` behind."""
+    for SIGKILL when the run dies (unisr_data/child_processes.py), so a `kill -9` leaves no `dbt build` behind."""
     wrapper = write_exec_wrapper(paths.root / "bin" / "dbt", dbt.dbt_executable)
     return dbt.model_copy(update={"dbt_executable": str(wrapper)})
 

@@ -130,7 +130,7 @@ def write_exec_wrapper(path: str | Path, target: str | Path, sig: int = signal.S
     """
     path = Path(path)
     argv = [*launcher_command(python), "exec", "--signal", signal.Signals(sig).name, "--parent"]
-    body = ("#!/bin/sh\n# Written by orchestration/child_processes.py: runs the command below, killed when the process "
+    body = ("#!/bin/sh\n# Written by unisr_data/child_processes.py: runs the command below, killed when the process "
             "that started this script dies.\n"
             f'exec {shlex.join(argv)} "$PPID" -- {shlex.quote(str(target))} "$@"\n')
     if not path.exists() or path.read_text() != body:
