@@ -49,3 +49,20 @@ def test_progress_lines_and_full_log_file(tmp_path, monkeypatch):
     assert any("downstream" in line and "rows=" not in line for line in lines)
     full = log_file.read_text()
     assert "STEP_SUCCESS" in full and "RUN_SUCCESS" in full and full.count("\n") > 10
+
+
+@asset_check(asset=upstream, blocking=True)
+def upstream_blocks() -> AssetCheckResult:
+    return AssetCheckResult(passed=False, description="blocked")
+
+
+def test_run_all_status_is_dagsters_run_status():
+    """A run Dagster records as FAILURE (a blocking check failed) is not reported as SUCCESS by run_all."""
+    from orchestration.run_all import summarize
+
+    defs = Definitions(assets=[upstream, downstream], asset_checks=[upstream_blocks], jobs=[define_asset_job("all")])
+    with instance_for_test() as instance:
+        result = defs.get_job_def("all").execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    lines, ok, _ = summarize([result])
+    assert not ok and any("check FAILED upstream:upstream_blocks — blocked" in line for line in lines)
