@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from models import checkpoint as ckpt_io
 from models.distributed import resolve_device
@@ -19,18 +20,28 @@ from models.engine import Split, gate_by_domain, load_split, predict, split_metr
 from models.training_data import TrainingFolder
 
 
-def score(checkpoint: str | Path, data_dir: str | Path, split: str = "test", device: str = "auto",
-          batch_size: int = 16384) -> tuple[np.ndarray, Split, dict]:
-    """Click probabilities of CKPT for the rows of DIR/{split}.parquet (in file order), the encoded split and
-    the mean aspect-gate weights by domain (empty unless the model gates)."""
+def score_splits(checkpoint: str | Path, data_dir: str | Path, splits: dict[str, pd.DataFrame | None],
+                 device: str = "auto", batch_size: int = 16384) -> dict[str, tuple[np.ndarray, Split, dict]]:
+    """For each split name (-> its frame if already read, else None): click probabilities of CKPT for the rows
+    (file order), the encoded split and the mean aspect-gate weights by domain (empty unless the model gates).
+    The checkpoint is loaded and verified once for all splits."""
     dev = resolve_device(device)
     model, spec, vocab = ckpt_io.build_from(ckpt_io.load(checkpoint), dev, path=checkpoint)
     folder = TrainingFolder.open(data_dir)
     if folder.text_dim != spec.text_dim:
         raise ValueError(f"{data_dir}: text embeddings have D={folder.text_dim}, {checkpoint} expects {spec.text_dim}")
-    data = load_split(folder, split, vocab, dev)
-    probs, gates, names = predict(model, data.data, batch_size)
-    return probs, data, gate_by_domain(gates, names, data.domains)
+    out = {}
+    for split, frame in splits.items():
+        data = load_split(folder, split, vocab, dev, frame=frame)
+        probs, gates, names = predict(model, data.data, batch_size)
+        out[split] = (probs, data, gate_by_domain(gates, names, data.domains))
+    return out
+
+
+def score(checkpoint: str | Path, data_dir: str | Path, split: str = "test", device: str = "auto",
+          batch_size: int = 16384) -> tuple[np.ndarray, Split, dict]:
+    """`score_splits` for one split read from the folder."""
+    return score_splits(checkpoint, data_dir, {split: None}, device, batch_size)[split]
 
 
 def evaluate(checkpoint: str | Path, data_dir: str | Path, split: str = "test", device: str = "auto",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from models import references
-from models.evaluate import score
+from models.evaluate import score_splits
 from models.promotion import PromotionDecision, best_by_validation, champion_challenger
 from models.training_data import TrainingFolder
 from reporting.comparison import CEILING, MODEL, REFERENCE, Comparison, Rows, compare
@@ -80,8 +80,8 @@ def evaluate_candidates(
     kinds = {c.label: MODEL for c in candidates}
     gate_weights: dict = {}
     for cand in candidates:
-        for split in scores:
-            probs, _, gates = score(cand.checkpoint, coldstart_dir, split)
+        scored = score_splits(cand.checkpoint, coldstart_dir, {split: frames[split] for split in scores})
+        for split, (probs, _, gates) in scored.items():
             scores[split][cand.label] = probs
             if cand.label == ours and split == "test":
                 gate_weights.update(gates)
@@ -90,7 +90,8 @@ def evaluate_candidates(
     champion_label = None
     if champion is not None and champion.version not in labels:
         try:
-            scores["valid"][CHAMPION] = score(champion.checkpoint, coldstart_dir, "valid")[0]
+            scores["valid"][CHAMPION] = score_splits(champion.checkpoint, coldstart_dir,
+                                                     {"valid": frames["valid"]})["valid"][0]
             champion_label = CHAMPION
             labels[champion.version] = f"{CHAMPION} ({champion.label})"
         except (OSError, ValueError, RuntimeError, KeyError) as err:  # unreadable / other dataset: not comparable
@@ -129,7 +130,7 @@ def _pretrain_comparison(candidates: list[Candidate], pretrain_dir: Path, truth_
     if not with_ckpt:
         return None
     train, valid = folder.read("train"), folder.read("valid")
-    scores = {c.label: score(c.pretrained, pretrain_dir, "valid")[0] for c in with_ckpt}
+    scores = {c.label: score_splits(c.pretrained, pretrain_dir, {"valid": valid})["valid"][0] for c in with_ckpt}
     scores[references.CATEGORY_CTR] = references.category_click_rate(train, valid)
     kinds = {**{c.label: MODEL for c in with_ckpt}, references.CATEGORY_CTR: REFERENCE}
     truth = click_probability(truth_dir, valid["impression_id"]) if truth_dir else None

@@ -22,18 +22,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _fmt_lift(column: str, value: Any) -> str:
-    if "lift" in column and isinstance(value, float) and not pd.isna(value):
-        return f"{value:+.1%}"
-    return _fmt(value)
-
-
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no tabulate dependency)."""
     cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(_fmt_lift(c, row[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
     return "\n".join(lines)
 
 
@@ -42,7 +36,7 @@ def _html_table(table: pd.DataFrame, highlight: str | None) -> str:
     rows = []
     for _, row in table.iterrows():
         cls = ' class="ours"' if highlight is not None and row.get("model") == highlight else ""
-        cells = "".join(f"<td>{html.escape(_fmt_lift(c, row[c]))}</td>" for c in table.columns)
+        cells = "".join(f"<td>{html.escape(_fmt(row[c]))}</td>" for c in table.columns)
         rows.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
