@@ -27,6 +27,17 @@ ITEM_FEATURES = {
     "item_impr_7d": Int64, "item_clicks_7d": Int64, "item_ctr_7d": Float64,
 }
 QUERY_FEATURES = {"query_impr_7d": Int64, "query_clicks_7d": Int64, "query_ctr_7d": Float64}
+#: The user's behaviour before the day of the row (dbt mart user_behaviour): list-typed, most recent first.
+BEHAVIOUR_FEATURES = {
+    "beh_item_ids": Array(String), "beh_item_domains": Array(Int64), "beh_click_times": Array(Int64),
+    "beh_query_ids": Array(String), "beh_clicks": Int64,
+    "beh_categories": Array(String), "beh_category_clicks": Array(Int64),
+    "beh_domains": Array(Int64), "beh_domain_clicks": Array(Int64),
+}
+BEHAVIOUR_VIEW = "user_behaviour"
+# A snapshot row is exact until the user's next one (the mart writes a zero-count row when the window empties), so a
+# dormant user's last clicks stay valid for ever: no TTL.
+BEHAVIOUR_TTL = timedelta(0)
 
 # view name -> (entity name, join key, {feature: feast type})
 SPARSE_VIEWS = {
@@ -74,12 +85,19 @@ def build_definitions(paths: Paths) -> list:
             schema=[Field(name=stem, dtype=Array(Float32))],
         )
         objects.append(source)
+    behaviour_source = _parquet_source(f"{BEHAVIOUR_VIEW}_source", paths.marts_dir / f"{BEHAVIOUR_VIEW}.parquet")
+    views[BEHAVIOUR_VIEW] = FeatureView(
+        name=BEHAVIOUR_VIEW, entities=[entities["user"]], ttl=BEHAVIOUR_TTL, source=behaviour_source, online=True,
+        schema=[Field(name=f, dtype=t) for f, t in BEHAVIOUR_FEATURES.items()],
+        description="the user's last clicks and queries and recent clicks per category/domain, before the row's day",
+    )
+    objects.append(behaviour_source)
     objects.extend(views.values())
-    sparse = [views[v] for v in SPARSE_VIEWS]
+    sparse = [views[v] for v in SPARSE_VIEWS] + [views[BEHAVIOUR_VIEW]]
     objects.append(FeatureService(name=TRAINING_SERVICE, features=sparse,
-                                  description="point-in-time sparse features for training folders"))
+                                  description="point-in-time sparse and behaviour features for training folders"))
     objects.append(FeatureService(name=RANKING_SERVICE, features=list(views.values()),
-                                  description="everything rank() reads online: sparse + text embeddings"))
+                                  description="everything rank() reads online: sparse, behaviour and text embeddings"))
     return objects
 
 

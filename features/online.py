@@ -20,10 +20,12 @@ from feast.protos.feast.types.Value_pb2 import FloatList
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.types import Bool, Float64, Int64, String
 
-from features.definitions import EMBEDDING_VIEWS, SPARSE_VIEWS, feature_columns
+from features.behaviour import behaviour_columns
+from features.definitions import BEHAVIOUR_FEATURES, BEHAVIOUR_VIEW, EMBEDDING_VIEWS, SPARSE_VIEWS, feature_columns
 
 # ValueProto field holding each scalar type: reading it directly skips Feast's generic type dispatch
 _PROTO_FIELD = {String: "string_val", Int64: "int64_val", Float64: "double_val", Bool: "bool_val"}
+_LIST_FIELD = {"string_list_val", "int64_list_val", "double_list_val", "float_list_val", "bool_list_val"}
 
 
 @dataclass
@@ -38,6 +40,28 @@ class RankingFeatures:
     known_user: bool
     known_query: bool            # False also when no query was given (rec request)
     has_query_text: bool
+    behaviour: "UserBehaviour"   # the user's latest behaviour snapshot (empty when the store has none)
+
+
+@dataclass
+class UserBehaviour:
+    """The user's latest `user_behaviour` snapshot as read online, with the text vectors of its items and queries."""
+
+    features: dict[str, object]  # BEHAVIOUR_FEATURES name -> list (or int for beh_clicks); {} when unknown
+    item_emb: np.ndarray         # [len(item_ids), D] float32, zeros where an item has no vector
+    query_emb: np.ndarray        # [len(query_ids), D] float32
+
+    @property
+    def item_ids(self) -> list[str]:
+        return list(self.features.get("beh_item_ids", []))
+
+    @property
+    def query_ids(self) -> list[str]:
+        return list(self.features.get("beh_query_ids", []))
+
+    @property
+    def known(self) -> bool:
+        return bool(self.features)
 
 
 def _entity_key(join_key: str, value: str) -> EntityKeyProto:
@@ -115,7 +139,8 @@ class OnlineFeatureReader:
 
     def __init__(self, store: FeatureStore, emb_dim: int | None = None, key_cache_bytes: int = 32 << 20):
         self._config = store.config
-        self._views = {name: store.get_feature_view(name) for name in [*SPARSE_VIEWS, *EMBEDDING_VIEWS]}
+        self._views = {name: store.get_feature_view(name)
+                       for name in [*SPARSE_VIEWS, *EMBEDDING_VIEWS, BEHAVIOUR_VIEW]}
         self._columns = feature_columns()
         if isinstance(self._config.online_store, SqliteOnlineStoreConfig):
             versioned = self._config.registry.enable_online_feature_view_versioning
@@ -141,7 +166,7 @@ class OnlineFeatureReader:
         return 0
 
     def _read(self, view: str, ids: Sequence[str]) -> list[dict | None]:
-        join_key = (SPARSE_VIEWS.get(view) or EMBEDDING_VIEWS[view])[1]
+        join_key = "user_id" if view == BEHAVIOUR_VIEW else (SPARSE_VIEWS.get(view) or EMBEDDING_VIEWS[view])[1]
         if self._sqlite is not None:
             return self._sqlite.read(view, join_key, ids)
         keys = [_entity_key(join_key, i) for i in ids]
@@ -166,6 +191,24 @@ class OnlineFeatureReader:
                 values.append(getattr(v, field) if v is not None and v.HasField(field) else None)
             out[self._columns[feature]] = values
         return out, known
+
+    def _behaviour(self, user_id: str) -> dict[str, object]:
+        """The user's snapshot: feature -> list / int, {} when the online store has no row for the user."""
+        [row] = self._read(BEHAVIOUR_VIEW, [user_id])
+        if row is None:
+            return {}
+        out: dict[str, object] = {}
+        for feature in BEHAVIOUR_FEATURES:
+            v = row.get(feature)
+            if v is None:
+                continue
+            proto = ValueProto.FromString(v) if isinstance(v, bytes) else v
+            kind = proto.WhichOneof("val")
+            if kind in _LIST_FIELD:
+                out[feature] = list(getattr(proto, kind).val)
+            elif kind is not None:
+                out[feature] = getattr(proto, kind)
+        return out
 
     def _embeddings(self, view: str, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         emb = np.zeros((len(ids), self.emb_dim), dtype=np.float32)
@@ -192,26 +235,50 @@ class OnlineFeatureReader:
                 has[i] = True
         return emb, has
 
-    def read(self, user_id: str, item_ids: Sequence[str], query_id: str | None = None) -> RankingFeatures:
-        """Features for one request; unknown users/items/queries give None/NaN/zero rows and False flags."""
+    def read(self, user_id: str, item_ids: Sequence[str], query_id: str | None = None,
+             domain_id: int | None = None) -> RankingFeatures:
+        """Features for one request; unknown users/items/queries give None/NaN/zero rows and False flags.
+
+        `domain_id` (the request's domain) is needed for the behaviour share of clicks in that domain; without it
+        that feature is missing."""
         n = len(item_ids)
         user_cols, known_user = self._sparse("user_features", [user_id])
+        behaviour = self._behaviour(user_id)
+        history_items = [str(i) for i in behaviour.get("beh_item_ids", [])]
+        history_queries = [str(q) for q in behaviour.get("beh_query_ids", [])]
         item_cols, known_items = self._sparse("item_features", item_ids)
-        item_emb, has_item_text = self._embeddings("item_text_embedding", item_ids)
+        # candidates and the history's items in one read of the vectors (and the query with the history's queries)
+        all_item_emb, all_has_text = self._embeddings("item_text_embedding", [*item_ids, *history_items])
+        item_emb, has_item_text = all_item_emb[:n], all_has_text[:n]
         if query_id is not None:
             query_cols, known_query = self._sparse("query_features", [query_id])
-            q_emb, has_q = self._embeddings("query_text_embedding", [query_id])
+            all_q_emb, all_has_q = self._embeddings("query_text_embedding", [query_id, *history_queries])
+            q_emb, has_q, history_q_emb = all_q_emb[:1], all_has_q[:1], all_q_emb[1:]
         else:
             query_cols = {self._columns[f]: [None] for f in SPARSE_VIEWS["query_features"][2]}
             known_query, q_emb, has_q = np.zeros(1, bool), np.zeros((1, self.emb_dim), np.float32), np.zeros(1, bool)
+            history_q_emb = self._embeddings("query_text_embedding", history_queries)[0]
         columns: dict[str, object] = {"user_id": [user_id] * n, "item_id": list(item_ids), "query_id": [query_id] * n}
         for cols, broadcast in ((user_cols, True), (item_cols, False), (query_cols, True)):
             for name, values in cols.items():
                 values = values * n if broadcast else values
                 columns[name] = (np.array(values, dtype=object) if name.startswith("cat_")
                                  else np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+        frame = pd.DataFrame(columns, copy=False)
+        # the model-facing behaviour columns, computed by the code that builds the training folders
+        snapshot = pd.DataFrame({f: [behaviour.get(f)] * n for f in BEHAVIOUR_FEATURES}, index=frame.index)
+        if domain_id is not None:
+            snapshot["domain_id"] = int(domain_id)
+        derived = behaviour_columns(snapshot.assign(cat_item_category=frame.get("cat_item_category")))
+        if domain_id is None:
+            derived["num_beh_domain_share"] = np.full(n, np.nan)
+        for name, values in derived.items():
+            if name.startswith("num_"):
+                frame[name] = values
+            else:
+                frame[name] = values.to_pylist()
         return RankingFeatures(
-            frame=pd.DataFrame(columns, copy=False),
+            frame=frame,
             item_emb=item_emb,
             query_emb=np.repeat(q_emb, n, axis=0),
             known_items=known_items,
@@ -219,4 +286,5 @@ class OnlineFeatureReader:
             known_user=bool(known_user[0]),
             known_query=bool(known_query[0]),
             has_query_text=bool(has_q[0]),
+            behaviour=UserBehaviour(behaviour, all_item_emb[n:], history_q_emb),
         )

@@ -11,8 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from feast import FeatureStore
 
-from features.definitions import EMBEDDING_VIEWS, SPARSE_VIEWS, feature_columns
+from features.behaviour import NUMERIC_COLUMNS as BEHAVIOUR_NUMERIC
+from features.behaviour import SEQUENCE_COLUMNS as BEHAVIOUR_SEQUENCES
+from features.behaviour import behaviour_columns
+from features.definitions import BEHAVIOUR_FEATURES, BEHAVIOUR_VIEW, EMBEDDING_VIEWS, SPARSE_VIEWS, feature_columns
 from unisr_data.paths import Paths
+from unisr_data.warehouse import BEHAVIOUR_LENGTH, BEHAVIOUR_QUERY_LENGTH
 
 # Output split -> sample mart. Each mart has a `split` column; a split keeps the mart rows whose split matches.
 SPLITS = {
@@ -41,11 +45,15 @@ def _read_split(paths: Paths, mart: str, split: str) -> pd.DataFrame:
     return frame
 
 
+def _view_features(view: str) -> dict:
+    return BEHAVIOUR_FEATURES if view == BEHAVIOUR_VIEW else SPARSE_VIEWS[view][2]
+
+
 def _historical(store: FeatureStore, entity_df: pd.DataFrame, views: list[str]) -> pd.DataFrame:
-    features = [feature for view in views for feature in SPARSE_VIEWS[view][2]]
+    features = [feature for view in views for feature in _view_features(view)]
     if entity_df.empty:  # Feast cannot infer a timestamp column from an empty frame
         return entity_df.assign(**{f: pd.Series(dtype="object") for f in features})
-    refs = [f"{view}:{feature}" for view in views for feature in SPARSE_VIEWS[view][2]]
+    refs = [f"{view}:{feature}" for view in views for feature in _view_features(view)]
     out = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
     out = out.sort_values(_ROW).reset_index(drop=True)
     if len(out) != len(entity_df) or not np.array_equal(out[_ROW].to_numpy(), np.sort(entity_df[_ROW].to_numpy())):
@@ -57,9 +65,9 @@ def _historical(store: FeatureStore, entity_df: pd.DataFrame, views: list[str]) 
 
 
 def join_features(store: FeatureStore, samples: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time join of the sparse views onto `samples` (needs event_timestamp, ids, `_sample_row`)."""
+    """Point-in-time join of the sparse and behaviour views onto `samples` (needs event_timestamp, ids, `_sample_row`)."""
     keys = samples[[_ROW, "event_timestamp", "user_id", "item_id"]]
-    joined = _historical(store, keys, ["user_features", "item_features"])
+    joined = _historical(store, keys, ["user_features", "item_features", BEHAVIOUR_VIEW])
     # rec samples have no query: a null join key would only ever miss, so ask Feast for rows that have one
     with_query = samples.loc[samples["query_id"].notna(), [_ROW, "event_timestamp", "query_id"]]
     query_features = list(SPARSE_VIEWS["query_features"][2])
@@ -84,7 +92,14 @@ def _to_training_table(joined: pd.DataFrame) -> pa.Table:
             # bools (item_has_text) become 0/1; nulls stay null so the model masks them
             columns[column] = pd.to_numeric(values.astype("object"), errors="raise").astype("Float64")
     frame = pd.DataFrame(columns)
-    return pa.Table.from_pandas(frame, preserve_index=False).cast(_training_schema())
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # behaviour: the id sequences (text vectors are looked up by id later, never stored per row) and derived numerics
+    behaviour = behaviour_columns(joined.assign(cat_item_category=frame["cat_item_category"]))
+    for name in BEHAVIOUR_SEQUENCES:
+        table = table.append_column(name, behaviour[name])
+    for name in BEHAVIOUR_NUMERIC:
+        table = table.append_column(name, pa.array(behaviour[name], pa.float64(), from_pandas=True))
+    return table.cast(_training_schema())
 
 
 def _training_schema() -> pa.Schema:
@@ -96,7 +111,9 @@ def _training_schema() -> pa.Schema:
         ("is_new_item", pa.bool_()),
     ]
     features = [(c, pa.string() if c.startswith("cat_") else pa.float64()) for c in feature_columns().values()]
-    return pa.schema(samples + features)
+    behaviour = ([(c, pa.list_(pa.string())) for c in BEHAVIOUR_SEQUENCES]
+                 + [(c, pa.float64()) for c in BEHAVIOUR_NUMERIC])
+    return pa.schema(samples + features + behaviour)
 
 
 def split_label_counts(path: Path) -> tuple[int, int]:
@@ -166,6 +183,6 @@ def build_training_folder(
         rows[split] = table.num_rows
     dim, model = _copy_embeddings(paths, out_dir)
     meta = {"domains": _domains(paths), "emb_dim": dim, "emb_model": emb_model or model, "samples": samples,
-            "rows": rows}
+            "rows": rows, "behaviour": {"length": BEHAVIOUR_LENGTH, "query_length": BEHAVIOUR_QUERY_LENGTH}}
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     return rows

@@ -29,7 +29,11 @@ FEATURE_COLUMNS = {
     "item_features": ["item_id", "event_timestamp", "item_category", "item_subcategory", "item_has_text",
                       "item_age_days", "item_impr_7d", "item_clicks_7d", "item_ctr_7d"],
     "query_features": ["query_id", "event_timestamp", "query_impr_7d", "query_clicks_7d", "query_ctr_7d"],
+    "user_behaviour": ["user_id", "event_timestamp", "beh_item_ids", "beh_item_domains", "beh_click_times",
+                       "beh_query_ids", "beh_clicks", "beh_categories", "beh_category_clicks", "beh_domains",
+                       "beh_domain_clicks"],
 }
+CALENDAR_MARTS = ("user_features", "item_features", "query_features")
 
 
 def _statuses(result) -> dict[str, str]:
@@ -118,7 +122,7 @@ def _expected_calendar_sizes() -> dict[str, int]:
 
 def test_feature_marts_have_the_contract_calendar(built):
     paths, _ = built
-    counts = {name: len(read_mart(paths, name)) for name in FEATURE_COLUMNS}
+    counts = {name: len(read_mart(paths, name)) for name in CALENDAR_MARTS}
     assert counts == _expected_calendar_sizes()
 
 
@@ -158,6 +162,68 @@ def test_planted_leakage_fails_the_no_leakage_test(broken):
             [PROBE_ITEM, day(2)],
         )
     result = run_dbt(["test", "--select", "assert_feature_rows_have_no_leakage"], paths, vars=vars)
+    assert not result.success
+    [node] = result.result
+    assert str(node.status) == "fail" and node.failures == 1
+
+
+def _clicks() -> pd.DataFrame:
+    rows = pd.DataFrame(impression_rows())
+    return rows[rows.clicked == 1].sort_values(["event_time", "item_id"])
+
+
+def test_user_behaviour_is_the_history_strictly_before_each_day(built):
+    """A click on day D is in the user's snapshot of D + 1 (first: the most recent) and not in that of D."""
+    paths, _ = built
+    behaviour = read_mart(paths, "user_behaviour").set_index(["user_id", "event_timestamp"])
+    clicks = _clicks()
+    checked = 0
+    for user, events in clicks.groupby("user_id"):
+        for d in sorted({(t - DAY0).days for t in events.event_time}):
+            before = events[events.event_time < day(d)]
+            through = events[events.event_time < day(d + 1)]
+            row_next = behaviour.loc[(user, pd.Timestamp(day(d + 1)))]
+            assert row_next.beh_clicks == len(through)
+            assert list(row_next.beh_item_ids) == list(through.item_id[::-1][:20])
+            assert list(row_next.beh_item_domains) == list(through.domain_id[::-1][:20])
+            key = (user, pd.Timestamp(day(d)))
+            if key in behaviour.index:
+                row = behaviour.loc[key]
+                assert row.beh_clicks == len(before) < len(through)
+                assert list(row.beh_item_ids) == list(before.item_id[::-1][:20])
+                assert all(t < day(d).timestamp() for t in row.beh_click_times)
+            checked += 1
+    assert checked >= 5
+
+
+def test_user_behaviour_window_counts_expire(built):
+    """Clicks per domain count only days [D - 7, D); the row of the day the window empties says 0."""
+    paths, _ = built
+    behaviour = read_mart(paths, "user_behaviour")
+    clicks = _clicks()
+    for row in behaviour.itertuples():
+        d = row.event_timestamp.to_pydatetime()
+        window = clicks[(clicks.user_id == row.user_id) & (clicks.event_time < d)
+                        & (clicks.event_time >= d - pd.Timedelta(days=7))]
+        expected = window.groupby("domain_id").size()
+        assert dict(zip(row.beh_domains, row.beh_domain_clicks)) == {int(k): int(v) for k, v in expected.items()}
+    last = behaviour.groupby("user_id").event_timestamp.max()
+    final = behaviour.set_index(["user_id", "event_timestamp"]).loc[list(last.items())]
+    assert (final.beh_domain_clicks.map(len) == 0).all()
+
+
+def test_planted_behaviour_leakage_fails_the_no_leakage_test(broken):
+    paths, vars = broken
+    clicks = _clicks()
+    first = clicks.iloc[0]
+    d = (first.event_time - DAY0).days
+    with duckdb.connect(str(paths.warehouse)) as con:
+        # As if the day-(D+1) snapshot had counted a click of day D + 1 itself.
+        changed = con.execute(
+            "update user_behaviour set beh_clicks = beh_clicks + 1 where user_id = ? and event_timestamp = ? "
+            "returning 1", [first.user_id, day(d + 1)]).fetchall()
+    assert changed
+    result = run_dbt(["test", "--select", "assert_user_behaviour_has_no_leakage"], paths, vars=vars)
     assert not result.success
     [node] = result.result
     assert str(node.status) == "fail" and node.failures == 1

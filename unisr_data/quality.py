@@ -129,6 +129,17 @@ def _features(entity: str, prefix: str, extra: tuple[str, ...] = ()) -> Callable
     return build
 
 
+def _user_behaviour(frame: pd.DataFrame) -> list:
+    lists = ("beh_item_ids", "beh_item_domains", "beh_click_times", "beh_query_ids", "beh_categories",
+             "beh_category_clicks", "beh_domains", "beh_domain_clicks")
+    return [
+        *_columns("user_id", "event_timestamp", "beh_clicks", *lists),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "event_timestamp"]),
+        *_not_null("user_id", "event_timestamp", "beh_clicks", *lists),
+        *_non_negative("beh_clicks"),
+    ]
+
+
 _BUILDERS: dict[str, Callable[[pd.DataFrame], list]] = {
     "raw_domains": _raw_domains,
     "raw_users": _raw_users,
@@ -143,6 +154,7 @@ _BUILDERS: dict[str, Callable[[pd.DataFrame], list]] = {
     "item_features": _features("item_id", "item",
                                ("item_category", "item_subcategory", "item_has_text", "item_age_days")),
     "query_features": _features("query_id", "query"),
+    "user_behaviour": _user_behaviour,
 }
 #: Names accepted by `check_frame`: `raw_<table>` and the dbt mart names.
 SUITES: tuple[str, ...] = tuple(_BUILDERS)

@@ -20,8 +20,12 @@ SAMPLE_MARTS = (
     "samples_coldstart_valid",
     "samples_coldstart_test",
 )
-FEATURE_MARTS = ("user_features", "item_features", "query_features")
+FEATURE_MARTS = ("user_features", "item_features", "query_features", "user_behaviour")
 MARTS = SAMPLE_MARTS + FEATURE_MARTS
+#: user_behaviour: the last N clicks and the queries of the last N search requests before each day (dbt vars; the
+#: models' sequence lengths come from here too, through meta.json of the training folders).
+BEHAVIOUR_LENGTH = 20
+BEHAVIOUR_QUERY_LENGTH = 10
 
 
 #: Per-dataset dbt vars. Split windows are shares of each role's impressions by time (dbt_project.yml), so they
@@ -33,7 +37,9 @@ DATASET_SPLIT_VARS = {
 
 def dbt_vars(paths: Paths, **overrides) -> dict:
     """The `--vars` of a dataset: its absolute raw/ folder, its split vars, plus overrides (test_share, …)."""
-    return {"raw_dir": str(Path(paths.raw_dir).resolve()), **DATASET_SPLIT_VARS.get(paths.dataset, {}), **overrides}
+    return {"raw_dir": str(Path(paths.raw_dir).resolve()), "behaviour_length": BEHAVIOUR_LENGTH,
+            "behaviour_query_length": BEHAVIOUR_QUERY_LENGTH, **DATASET_SPLIT_VARS.get(paths.dataset, {}),
+            **overrides}
 
 
 def dbt_run_dir(paths: Paths) -> Path:

@@ -1,0 +1,141 @@
+-- Per user and UTC day D (event_timestamp = D 00:00 UTC): the user's behaviour strictly before D.
+--   beh_item_ids / beh_item_domains / beh_click_times: the last `behaviour_length` clicks, most recent first;
+--   beh_query_ids: the queries of the last `behaviour_query_length` search requests, most recent first;
+--   beh_clicks: every click before D;
+--   beh_categories + beh_category_clicks, beh_domains + beh_domain_clicks: clicks per item category / domain
+--   with event_day in [D - window, D) (window = feature_window_days), as parallel lists sorted by key.
+-- Rows exist on each of the `window + 1` days after a day of activity, so the last row of a quiet spell already
+-- has zero window counts: the latest row at or before any time is that time's exact snapshot (Feast's
+-- point-in-time join with no TTL reproduces it).
+{% set window = var('feature_window_days') %}
+{% set n_items = var('behaviour_length') %}
+{% set n_queries = var('behaviour_query_length') %}
+
+with calendar as (
+    select distinct a.user_id, cast(a.event_day + o.offset_days as date) as feature_day
+    from {{ ref('stg_impressions') }} as a
+    cross join (select cast(unnest(range(1, {{ window }} + 2)) as integer) as offset_days) as o
+),
+
+numbered_clicks as (
+    select
+        *,
+        row_number() over (partition by user_id order by event_time, item_id, domain_id) as click_no
+    from {{ ref('int_user_clicks') }}
+),
+
+-- The running sequence after each click; of clicks sharing a timestamp only the last carries the sequence, so the
+-- as-of join below has exactly one candidate per (user, time).
+click_sequences as (
+    select
+        user_id,
+        event_time,
+        click_no,
+        list(item_id) over recent as items,
+        list(domain_id) over recent as domains,
+        list(cast(epoch(event_time) as bigint)) over recent as times
+    from numbered_clicks
+    window recent as (partition by user_id order by click_no rows between {{ n_items - 1 }} preceding and current row)
+    qualify click_no = max(click_no) over (partition by user_id, event_time)
+),
+
+requests as (
+    select
+        user_id,
+        event_time,
+        query_id,
+        row_number() over (partition by user_id order by event_time, request_id) as request_no
+    from (
+        select user_id, request_id, min(event_time) as event_time, min(query_id) as query_id
+        from {{ ref('stg_impressions') }}
+        where query_id is not null
+        group by user_id, request_id
+    )
+),
+
+query_sequences as (
+    select
+        user_id,
+        event_time,
+        list(query_id) over recent as queries
+    from requests
+    window recent as (partition by user_id order by request_no rows between {{ n_queries - 1 }} preceding and current row)
+    qualify request_no = max(request_no) over (partition by user_id, event_time)
+),
+
+day_category_clicks as (
+    select user_id, event_day, category, count(*) as clicks
+    from {{ ref('int_user_clicks') }}
+    where category is not null
+    group by all
+),
+
+window_category as (
+    select c.user_id, c.feature_day, d.category, cast(sum(d.clicks) as bigint) as clicks
+    from calendar as c
+    inner join day_category_clicks as d
+        on d.user_id = c.user_id
+        and d.event_day >= c.feature_day - {{ window }}
+        and d.event_day < c.feature_day
+    group by all
+),
+
+category_lists as (
+    select user_id, feature_day, list(category order by category) as categories,
+        list(clicks order by category) as category_clicks
+    from window_category
+    group by all
+),
+
+day_domain_clicks as (
+    select user_id, event_day, domain_id, count(*) as clicks
+    from {{ ref('int_user_clicks') }}
+    group by all
+),
+
+window_domain as (
+    select c.user_id, c.feature_day, d.domain_id, cast(sum(d.clicks) as bigint) as clicks
+    from calendar as c
+    inner join day_domain_clicks as d
+        on d.user_id = c.user_id
+        and d.event_day >= c.feature_day - {{ window }}
+        and d.event_day < c.feature_day
+    group by all
+),
+
+domain_lists as (
+    select user_id, feature_day, list(cast(domain_id as bigint) order by domain_id) as domains,
+        list(clicks order by domain_id) as domain_clicks
+    from window_domain
+    group by all
+),
+
+with_clicks as (
+    select c.user_id, c.feature_day, s.items, s.domains, s.times, s.click_no
+    from calendar as c
+    asof left join click_sequences as s
+        on c.user_id = s.user_id and cast(c.feature_day as timestamp) > s.event_time
+),
+
+with_queries as (
+    select w.*, q.queries
+    from with_clicks as w
+    asof left join query_sequences as q
+        on w.user_id = q.user_id and cast(w.feature_day as timestamp) > q.event_time
+)
+
+select
+    w.user_id,
+    {{ utc_timestamp('w.feature_day') }} as event_timestamp,
+    coalesce(list_reverse(w.items), []::varchar[]) as beh_item_ids,
+    coalesce(list_reverse(w.domains), []::bigint[]) as beh_item_domains,
+    coalesce(list_reverse(w.times), []::bigint[]) as beh_click_times,
+    coalesce(list_reverse(w.queries), []::varchar[]) as beh_query_ids,
+    coalesce(cast(w.click_no as bigint), 0) as beh_clicks,
+    coalesce(cl.categories, []::varchar[]) as beh_categories,
+    coalesce(cl.category_clicks, []::bigint[]) as beh_category_clicks,
+    coalesce(dl.domains, []::bigint[]) as beh_domains,
+    coalesce(dl.domain_clicks, []::bigint[]) as beh_domain_clicks
+from with_queries as w
+left join category_lists as cl on cl.user_id = w.user_id and cl.feature_day = w.feature_day
+left join domain_lists as dl on dl.user_id = w.user_id and dl.feature_day = w.feature_day
