@@ -11,7 +11,7 @@ from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 from feast.repo_config import RegistryConfig
 
-from features.definitions import EMBEDDING_VIEWS, PROJECT, SPARSE_VIEWS, build_definitions
+from features.definitions import BEHAVIOUR_VIEW, EMBEDDING_VIEWS, PROJECT, SPARSE_VIEWS, build_definitions
 from unisr_data.paths import Paths
 
 REDIS_ENV = "UNISR_REDIS"  # e.g. "redis.internal:6379,password=…,ssl=true"
@@ -81,7 +81,8 @@ def materialize(store: FeatureStore, end: datetime, start: datetime | None = Non
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError(f"materialize needs timezone-aware datetimes, got start={start!r} end={end!r}")
     store.materialize(start_date=start, end_date=end)
-    keys = {v: key for v, (_, key, _) in SPARSE_VIEWS.items()} | {v: key for v, (_, key, _) in EMBEDDING_VIEWS.items()}
+    keys = ({v: key for v, (_, key, _) in SPARSE_VIEWS.items()} | {v: key for v, (_, key, _) in EMBEDDING_VIEWS.items()}
+            | {BEHAVIOUR_VIEW: "user_id"})
     written = {}
     for view in store.list_feature_views():
         written[view.name] = _entities_in_range(view.batch_source.path, keys[view.name], start, end)

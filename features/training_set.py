@@ -65,7 +65,7 @@ def _historical(store: FeatureStore, entity_df: pd.DataFrame, views: list[str]) 
 
 
 def join_features(store: FeatureStore, samples: pd.DataFrame) -> pd.DataFrame:
-    """Point-in-time join of the sparse and behaviour views onto `samples` (needs event_timestamp, ids, `_sample_row`)."""
+    """Point-in-time join of the sparse and behaviour views onto `samples` (event_timestamp, ids, `_sample_row`)."""
     keys = samples[[_ROW, "event_timestamp", "user_id", "item_id"]]
     joined = _historical(store, keys, ["user_features", "item_features", BEHAVIOUR_VIEW])
     # rec samples have no query: a null join key would only ever miss, so ask Feast for rows that have one

@@ -103,6 +103,36 @@ def _query_rows(queries: list[str], n_days: int) -> pa.Table:
     )
 
 
+def behaviour_of(k: int, d: int, items: list[str], queries: list[str]) -> dict:
+    """User k's behaviour snapshot of day d: d + k % 2 prior clicks on items k + d, k + d - 1, ... (newest first)."""
+    n = d + k % 2
+    shown = min(n, 20)
+    return {
+        "beh_item_ids": [items[(k + d - j) % len(items)] for j in range(shown)],
+        "beh_item_domains": [1] * shown,
+        "beh_click_times": [int((DAY0 + timedelta(days=d)).timestamp()) - 60 * (j + 1) for j in range(shown)],
+        "beh_query_ids": [queries[(k + j) % len(queries)] for j in range(d % 3)],
+        "beh_clicks": n,
+        "beh_categories": ["cat0", "cat1"] if n else [],
+        "beh_category_clicks": [n - n // 2, n // 2] if n else [],
+        "beh_domains": [1] if n else [],
+        "beh_domain_clicks": [n] if n else [],
+    }
+
+
+def _behaviour_rows(users: list[str], items: list[str], queries: list[str], n_days: int) -> pa.Table:
+    rows = [(k, u, d) for d in range(n_days) for k, u in enumerate(users)]
+    snapshots = [behaviour_of(k, d, items, queries) for k, _, d in rows]
+    columns = {name: [s[name] for s in snapshots] for name in snapshots[0]}
+    types = {"beh_item_ids": pa.list_(pa.string()), "beh_query_ids": pa.list_(pa.string()),
+             "beh_categories": pa.list_(pa.string()), "beh_clicks": pa.int64()}
+    return pa.table({
+        "user_id": [u for _, u, _ in rows],
+        "event_timestamp": _ts(DAY0 + timedelta(days=d) for *_, d in rows),
+        **{name: pa.array(values, types.get(name, pa.list_(pa.int64()))) for name, values in columns.items()},
+    })
+
+
 def _samples(rng, n: int, domain_ids: list[int], users, items, queries, n_days: int, split_of_day) -> pd.DataFrame:
     domain = rng.choice(domain_ids, size=n).astype("int32")
     task = DOMAINS.set_index("domain_id").loc[domain, "task"].to_numpy()
@@ -186,6 +216,7 @@ def write_feature_fixture(
     _write(_user_rows(users, n_days), paths.marts_dir / "user_features.parquet")
     _write(_item_rows(items, n_days), paths.marts_dir / "item_features.parquet")
     _write(_query_rows(queries, n_days), paths.marts_dir / "query_features.parquet")
+    _write(_behaviour_rows(users, items, queries, n_days), paths.marts_dir / "user_behaviour.parquet")
 
     def pretrain(d):
         return "valid" if d == n_days - 1 else "train"

@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from feature_fixture import COLD_USER, DAY0, write_feature_fixture
-from features.definitions import RANKING_SERVICE, TRAINING_SERVICE, feature_columns
+from feature_fixture import COLD_USER, DAY0, behaviour_of, write_feature_fixture
+from features.definitions import BEHAVIOUR_FEATURES, RANKING_SERVICE, TRAINING_SERVICE, feature_columns
 from features.online import OnlineFeatureReader
 from features.store import apply, feature_store, materialize
 from features.training_set import build_training_folder
@@ -38,7 +38,8 @@ def materialized(store, fx):
 
 def test_apply_registers_views_and_services(store, fx):
     views = {v.name for v in store.list_feature_views()}
-    assert views == {"user_features", "item_features", "query_features", "item_text_embedding", "query_text_embedding"}
+    assert views == {"user_features", "item_features", "query_features", "item_text_embedding", "query_text_embedding",
+                     "user_behaviour"}
     assert {s.name for s in store.list_feature_services()} == {TRAINING_SERVICE, RANKING_SERVICE}
     assert (fx.paths.feast_dir / "registry.db").exists()
 
@@ -136,7 +137,7 @@ def test_training_folder_has_contract_columns_and_all_rows(store, fx, tmp_path):
         assert column in schema.names
     cats = [n for n in schema.names if n.startswith("cat_")]
     nums = [n for n in schema.names if n.startswith("num_")]
-    assert len(cats) == 5 and len(nums) == 11
+    assert len(cats) == 5 and len(nums) == 11 + 3  # + num_beh_clicks, num_beh_category_share, num_beh_domain_share
     assert all(str(schema.field(n).type) == "string" for n in cats)
     assert all(str(schema.field(n).type) == "double" for n in nums)
 
@@ -191,3 +192,74 @@ def test_split_label_counts_do_not_wrap_around_int8(tmp_path):
     pq.write_table(pa.table({"label": labels}), tmp_path / "train.parquet")
     assert split_label_counts(tmp_path / "train.parquet") == (13665, 3665)
     assert split_label_counts(tmp_path / "missing.parquet") == (0, 0)
+
+
+def _behaviour_refs() -> list[str]:
+    return [f"user_behaviour:{f}" for f in BEHAVIOUR_FEATURES]
+
+
+def _plain(value):
+    return [v.item() if hasattr(v, "item") else v for v in value] if hasattr(value, "__len__") else int(value)
+
+
+def test_historical_behaviour_is_point_in_time(store, fx):
+    day = lambda d, h=0: DAY0 + timedelta(days=d, hours=h)  # noqa: E731
+    entity_df = pd.DataFrame({"user_id": ["u:1", "u:1", "u:2", COLD_USER],
+                              "event_timestamp": [day(3, 12), day(3), day(2, 23), day(3)]})
+    out = store.get_historical_features(entity_df=entity_df, features=_behaviour_refs()).to_df()
+    out = entity_df.merge(out, on=["user_id", "event_timestamp"])
+    expected = [behaviour_of(1, 3, fx.items, fx.queries), behaviour_of(1, 3, fx.items, fx.queries),
+                behaviour_of(2, 2, fx.items, fx.queries)]
+    for row, want in zip(out.itertuples(), expected):
+        for feature, value in want.items():
+            assert _plain(getattr(row, feature)) == value, feature
+    # no snapshot ever for the cold user; and no TTL: 100 days after the last row the snapshot still holds
+    assert out.iloc[3]["beh_item_ids"] is None or len(out.iloc[3]["beh_item_ids"]) == 0
+    late = store.get_historical_features(
+        entity_df=pd.DataFrame({"user_id": ["u:3"], "event_timestamp": [day(fx.n_days + 100)]}),
+        features=_behaviour_refs()).to_df()
+    assert _plain(late["beh_item_ids"].iloc[0]) == behaviour_of(3, fx.n_days - 1, fx.items, fx.queries)["beh_item_ids"]
+
+
+def test_online_behaviour_equals_offline_at_the_same_time(store, fx, materialized):
+    reader = OnlineFeatureReader(store)
+    entity_df = pd.DataFrame({"user_id": fx.users, "event_timestamp": [fx.end] * len(fx.users)})
+    offline = store.get_historical_features(entity_df=entity_df, features=_behaviour_refs()).to_df()
+    for row in offline.itertuples():
+        online = reader.read(row.user_id, ["i:1", "i:2"], query_id=None, domain_id=1)
+        assert online.behaviour.known
+        for feature in BEHAVIOUR_FEATURES:
+            assert _plain(online.behaviour.features[feature]) == _plain(getattr(row, feature)), (row.user_id, feature)
+        # the history's text vectors come with the same read: zeros for text-less items
+        for j, item in enumerate(online.behaviour.item_ids):
+            np.testing.assert_array_equal(online.behaviour.item_emb[j],
+                                          fx.item_emb.get(item, np.zeros(fx.emb_dim, np.float32)))
+        assert online.frame["beh_item_ids"].tolist() == [online.behaviour.item_ids] * 2
+        assert online.frame["num_beh_clicks"].tolist() == [float(row.beh_clicks)] * 2
+
+
+def test_online_behaviour_of_an_unknown_user_is_empty(store, materialized):
+    got = OnlineFeatureReader(store).read("u:nobody", ["i:1"], query_id="q:0", domain_id=0)
+    assert not got.behaviour.known and got.behaviour.item_ids == [] and got.behaviour.item_emb.shape[0] == 0
+    assert got.frame["num_beh_clicks"].tolist() == [0.0] and math.isnan(got.frame["num_beh_category_share"].iloc[0])
+
+
+def test_training_folder_carries_behaviour(store, fx, tmp_path):
+    build_training_folder(store, fx.paths, "coldstart", tmp_path / "coldstart")
+    frame = pq.read_table(tmp_path / "coldstart" / "train.parquet").to_pandas()
+    meta = json.loads((tmp_path / "coldstart" / "meta.json").read_text())
+    assert meta["behaviour"] == {"length": 20, "query_length": 10}
+    for row in frame.itertuples():
+        k = fx.users.index(row.user_id) if row.user_id in fx.users else None
+        d = (row.event_timestamp - pd.Timestamp(DAY0)).days
+        if k is None:
+            assert list(row.beh_item_ids) == [] and row.num_beh_clicks == 0
+            continue
+        want = behaviour_of(k, d, fx.items, fx.queries)
+        assert list(row.beh_item_ids) == want["beh_item_ids"] and row.num_beh_clicks == want["beh_clicks"]
+        n = want["beh_clicks"]
+        share = {"cat0": (n - n // 2) / n, "cat1": (n // 2) / n}.get(row.cat_item_category, 0.0) if n else None
+        if share is None:
+            assert math.isnan(row.num_beh_category_share)
+        else:
+            assert row.num_beh_category_share == pytest.approx(share)
