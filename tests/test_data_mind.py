@@ -35,6 +35,13 @@ def _write(folder: Path, behaviors: str = BEHAVIORS, news: str = NEWS) -> Path:
     return folder
 
 
+def _log(t: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The impression log: the landing impressions less the history-role clicks."""
+    domains = t["domains"].set_index("domain_id")
+    imp = t["impressions"]
+    return imp[imp.domain_id.map(domains.role) != "history"]
+
+
 def _expected_clicks(behaviors: Path) -> tuple[int, int]:
     """(impressions, clicks) counted straight from the impressions column of behaviors.tsv."""
     tokens = pd.read_csv(behaviors, sep="\t", header=None, quoting=3)[4].str.split().explode()
@@ -46,7 +53,7 @@ def test_handwritten_mind_maps_to_contract(tmp_path):
     counts = convert(src, tmp_path / "landing", MindConfig(coldstart_days=1.0))
     t = read_landing(tmp_path / "landing")
     assert_contract_rules(t, single_domain_pages=False)
-    imp, items = t["impressions"], t["items"].set_index("item_id")
+    imp, items = _log(t), t["items"].set_index("item_id")
     assert counts["impressions"] == len(imp) == 7 and counts["clicks"] == int(imp.clicked.sum()) == 4
     # request = MIND impression id, position = order within its list.
     page = imp[imp.request_id == "mind:i:1"].sort_values("position")
@@ -104,7 +111,7 @@ def test_mind_subset_maps_to_contract(mind_subset):
     # A MIND page lists news of several category groups, so one request spans domains (docs/datasets.md).
     assert_contract_rules(t, single_domain_pages=False)
     n_impressions, n_clicks = _expected_clicks(MIND_SUBSET / "behaviors.tsv")
-    imp = t["impressions"]
+    imp = _log(t)
     assert counts["impressions"] == len(imp) == n_impressions
     assert counts["clicks"] == int(imp.clicked.sum()) == n_clicks
     assert imp.request_id.nunique() == 5000 and counts["rejected_source_rows"] == 0
@@ -120,9 +127,12 @@ def test_mind_subset_maps_to_contract(mind_subset):
     cut = imp.event_time.max() - pd.Timedelta(days=1)
     cold = merged.domain_id.map(domains.role) == "coldstart"
     assert cold.any() and (merged.created_at[cold] > cut).all() and (merged.created_at[~cold] <= cut).all()
+    # created_at: the first impression, or the first history click of an article some user had clicked before
     first_seen = imp.groupby("item_id").event_time.min()
     shown = items.set_index("item_id").loc[first_seen.index]
-    assert (shown.created_at == first_seen).all()
+    in_history = shown.index.isin(t["impressions"][t["impressions"].domain_id.map(domains.role) == "history"].item_id)
+    assert (shown.created_at[~in_history] == first_seen[~in_history]).all()
+    assert (shown.created_at[in_history] < first_seen[in_history]).all() and in_history.any()
 
 
 @needs_mind
@@ -131,3 +141,18 @@ def test_mind_subset_is_deterministic_and_valid(mind_subset, tmp_path):
     again = convert(MIND_SUBSET, tmp_path / "again", MindConfig())
     assert again == counts and folder_digest(tmp_path / "again") == folder_digest(out / "landing")
     validate_if_available(out / "landing", tmp_path)
+
+
+def test_history_column_becomes_history_clicks_before_the_log(tmp_path):
+    src = _write(tmp_path / "src")
+    counts = convert(src, tmp_path / "landing", MindConfig(coldstart_days=1.0))
+    t = read_landing(tmp_path / "landing")
+    domains = t["domains"].set_index("domain_id")
+    history_domains = domains.index[domains.role == "history"].tolist()
+    assert len(history_domains) == 1 and domains.loc[history_domains[0], "name"] == "mind_history"
+    history = t["impressions"][t["impressions"].domain_id == history_domains[0]].sort_values("event_time")
+    # U1's history (from its earliest row) is N1 then N2, oldest first; U2's is empty
+    assert counts["history_clicks"] == 2
+    assert history.item_id.tolist() == ["mind:N1", "mind:N2"] and set(history.user_id) == {"mind:U1"}
+    assert (history.clicked == 1).all() and (history.position == 0).all() and history.request_id.is_unique
+    assert history.event_time.max() < _log(t).event_time.min()

@@ -44,7 +44,11 @@ TABLES = tuple(SCHEMAS)
 #: Tables stored as one file; impressions are a folder of chunked parts.
 SINGLE_FILE_TABLES = ("domains", "users", "items", "queries")
 TASKS = ("search", "rec")
-ROLES = ("pretrain", "coldstart")
+#: pretrain / coldstart domains give samples; a `history` domain holds clicks known only as behaviour (e.g. MIND's
+#: click histories, older than the impression log): they feed user behaviour sequences and are never samples.
+ROLES = ("pretrain", "coldstart", "history")
+#: Roles every dataset must have.
+REQUIRED_ROLES = ("pretrain", "coldstart")
 PRIMARY_KEYS = {
     "domains": "domain_id",
     "users": "user_id",

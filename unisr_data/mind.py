@@ -18,6 +18,8 @@ from unisr_data.source_files import SourceRejects, read_strings, require_file
 
 PREFIX = "mind"
 BEHAVIOR_COLUMNS = ["impression_id", "user_id", "time", "history", "impressions"]
+#: History clicks (dated by order only) end this long before the first impression of the log.
+HISTORY_LEAD_US = 86_400 * 1_000_000
 NEWS_COLUMNS = ["news_id", "category", "subcategory", "title", "abstract", "url", "title_entities",
                 "abstract_entities"]
 TIME_FORMAT = "%m/%d/%Y %I:%M:%S %p"
@@ -67,11 +69,16 @@ def convert(src_dir: Path, landing_dir: Path, config: MindConfig = MindConfig())
     first_shown = pd.Series(event_us).groupby(item_code).min()
     first_by_id = pd.Series(first_shown.to_numpy(), index=shown_ids[first_shown.index.to_numpy()])
 
-    # Items: every article in news.tsv plus every impressed id; created_at = first impression, or the
+    history = _history_clicks(behaviors, int(event_us.min()) - HISTORY_LEAD_US, rejects)
+
+    # Items: every article in news.tsv plus every impressed or history id; created_at = first impression, or the
     # earliest impression time of the data set for articles never impressed (they were live from the start).
-    item_ids = np.union1d(news["news_id"].to_numpy(dtype=object), shown_ids.astype(object))
+    item_ids = np.union1d(np.union1d(news["news_id"].to_numpy(dtype=object), shown_ids.astype(object)),
+                          np.unique(history["item"].to_numpy(zero_copy_only=False)).astype(object))
     items = news.set_index("news_id").reindex(item_ids)
     created_us = first_by_id.reindex(item_ids).fillna(event_us.min()).to_numpy(np.int64)
+    # an article known from a history was live before its history click
+    created_us = np.minimum(created_us, _first_history_click(history, item_ids))
     cut_us = event_us.max() - int(config.coldstart_days * 86_400 * 1_000_000)
     is_new = created_us > cut_us
     group_of_category = {c: g for g, cats in config.category_groups.items() for c in cats}
@@ -83,7 +90,8 @@ def convert(src_dir: Path, landing_dir: Path, config: MindConfig = MindConfig())
     ordered = [*config.category_groups, config.uncategorised_group]
     rec_names = [g for g in ordered if np.any(shown_group == g)]
     domains = pd.DataFrame(
-        [(f"mind_{g}", "rec", "pretrain") for g in rec_names] + [("mind_coldstart", "rec", "coldstart")],
+        [(f"mind_{g}", "rec", "pretrain") for g in rec_names] + [("mind_coldstart", "rec", "coldstart")]
+        + ([("mind_history", "rec", "history")] if history.num_rows else []),
         columns=["name", "task", "role"],
     )
     domains.insert(0, "domain_id", np.arange(len(domains), dtype=np.int32))
@@ -104,6 +112,23 @@ def convert(src_dir: Path, landing_dir: Path, config: MindConfig = MindConfig())
             "request_id": request,
             "position": part.column("position"),
             "clicked": part.column("clicked"),
+        }))
+
+    if history.num_rows:
+        history_domain = len(domains) - 1
+        # one page per history click (its own instant), shown at position 0
+        request = pc.binary_join_element_wise(pa.scalar(f"{PREFIX}:h"), history.column("user"),
+                                              history.column("position").cast(pa.string()), ":")
+        writer.write(pa.table({
+            "impression_id": pc.binary_join_element_wise(request, pa.scalar("0"), ":"),
+            "event_time": history.column("time_us").cast(TS),
+            "domain_id": np.full(history.num_rows, history_domain, np.int32),
+            "user_id": pc.binary_join_element_wise(pa.scalar(PREFIX), history.column("user"), ":"),
+            "query_id": pa.nulls(history.num_rows, pa.string()),
+            "item_id": pc.binary_join_element_wise(pa.scalar(PREFIX), history.column("item"), ":"),
+            "request_id": request,
+            "position": np.zeros(history.num_rows, np.int32),
+            "clicked": np.ones(history.num_rows, np.int8),
         }))
 
     text = _item_text(items)
@@ -130,7 +155,8 @@ def convert(src_dir: Path, landing_dir: Path, config: MindConfig = MindConfig())
         "items_without_text": int(text.isna().sum()),
         "new_items": int(is_new.sum()),
         "queries": 0,
-        "impressions": writer.rows,
+        "impressions": writer.rows - history.num_rows,
+        "history_clicks": history.num_rows,
         "clicks": int(pc.sum(shown.column("clicked")).as_py()),
         "rejected_source_rows": rejects.write(landing_dir),
     }
@@ -161,7 +187,8 @@ def _read_behaviors(src_dir: Path, rejects: SourceRejects, window: EventTimeWind
             rejects.add(path.name, row.line, reason, "\t".join(str(getattr(row, c)) for c in BEHAVIOR_COLUMNS))
         frame = frame[~bad]
     return pd.DataFrame({"request": frame["impression_id"].str.strip(), "user": frame["user_id"].str.strip(),
-                         "time": frame["parsed"], "impressions": frame["impressions"], "line": frame["line"]})
+                         "time": frame["parsed"], "impressions": frame["impressions"], "history": frame["history"],
+                         "line": frame["line"]})
 
 
 def _explode(behaviors: pd.DataFrame, rejects: SourceRejects) -> pa.Table:
@@ -191,6 +218,44 @@ def _explode(behaviors: pd.DataFrame, rejects: SourceRejects) -> pa.Table:
         "position": position[keep],
         "clicked": pc.equal(pc.utf8_slice_codeunits(tokens, -1), "1").cast(pa.int8()),
     })
+
+
+def _history_clicks(behaviors: pd.DataFrame, end_us: int, rejects: SourceRejects) -> pa.Table:
+    """Each user's click history (the `history` column: news clicked before the log, oldest first), taken from the
+    user's earliest behaviors row, as clicks one second apart ending at `end_us` (MIND gives their order, not their
+    times). Columns user, item, position (int32, order in the history), time_us. Malformed ids go to rejects."""
+    first = behaviors.sort_values(["time", "request"], kind="stable").drop_duplicates("user", keep="first")
+    first = first[first["history"].notna() & first["history"].astype(str).str.strip().ne("")]
+    lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pa.array(first["history"], pa.string())))
+    tokens = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy()
+    offsets = lists.offsets.to_numpy()
+    position = (np.arange(len(tokens)) - offsets[parent]).astype(np.int32)
+    lengths = np.diff(offsets)
+    ok = pc.match_substring_regex(tokens, r"^N\w+$").to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(~ok):  # rejected tokens only
+        row = first.iloc[parent[i]]
+        rejects.add("behaviors.tsv", row["line"], "bad_value", f"history of {row['user']}: token "
+                    f"{tokens[i].as_py()!r} at position {position[i]} is not a news id")
+    keep = np.flatnonzero(ok)
+    # the newest history click is one second before end_us, the one before it two seconds, ...
+    time_us = end_us - (lengths[parent] - position).astype(np.int64) * 1_000_000
+    return pa.table({
+        "user": pa.array(first["user"], pa.string()).take(pa.array(parent[keep])),
+        "item": tokens.take(pa.array(keep)),
+        "position": position[keep],
+        "time_us": time_us[keep],
+    })
+
+
+def _first_history_click(history: pa.Table, item_ids: np.ndarray) -> np.ndarray:
+    """Per item id: its earliest history click time in microseconds (int64 max when none)."""
+    out = pd.Series(np.iinfo(np.int64).max, index=pd.Index(item_ids, dtype=object))
+    if history.num_rows:
+        first = pd.Series(history.column("time_us").to_numpy()).groupby(
+            history.column("item").to_numpy(zero_copy_only=False)).min()
+        out.loc[first.index] = first.to_numpy()
+    return out.to_numpy(np.int64)
 
 
 def _read_news(src_dir: Path, rejects: SourceRejects) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
-from unisr_data.contract import ROLES, TASKS  # noqa: E402
+from unisr_data.contract import REQUIRED_ROLES, ROLES, TASKS  # noqa: E402
 
 LABELS = [0, 1]
 BOOLS = [True, False]
@@ -61,7 +61,7 @@ def _raw_domains(frame: pd.DataFrame) -> list:
         gxe.ExpectColumnValuesToBeBetween(column="domain_id", min_value=0, max_value=max(len(frame) - 1, 0)),
         gxe.ExpectColumnValuesToBeInSet(column="task", value_set=list(TASKS)),
         gxe.ExpectColumnValuesToBeInSet(column="role", value_set=list(ROLES)),
-        gxe.ExpectColumnDistinctValuesToContainSet(column="role", value_set=list(ROLES)),
+        gxe.ExpectColumnDistinctValuesToContainSet(column="role", value_set=list(REQUIRED_ROLES)),
         *_not_null("task", "role"),
     ]
 
