@@ -30,12 +30,14 @@ class MultiDomainModel(nn.Module):
     level_prefixes: dict[str, tuple[str, ...]] = {"L0": ("encoder.",), "L1": (), "L2": ()}
 
     def __init__(self, spec: FeatureSpec, hidden: int, use_id: bool, use_sparse: bool, use_text: bool,
-                 dropout: float):
+                 dropout: float, use_behaviour: bool = True):
         super().__init__()
         self.spec = spec
         self.n_domains = spec.n_domains
+        # use_behaviour: read the user's behaviour sequences and num_beh_* aggregates (see InputEncoder); without
+        # sequences in the spec only the aggregates are affected. Its parameters live under encoder.behaviour (L0).
         self.encoder = InputEncoder(spec, hidden, use_id=use_id, use_sparse=use_sparse, use_text=use_text,
-                                    dropout=dropout)
+                                    dropout=dropout, use_behaviour=use_behaviour)
         self.aspect_names = self.encoder.aspect_names
         self._config: dict[str, Any] = {}
 
@@ -43,6 +45,11 @@ class MultiDomainModel(nn.Module):
         """Record the constructor keywords (from the subclass's own signature) for config()."""
         params = inspect.signature(type(self).__init__).parameters
         self._config = {k: _plain(local_vars[k]) for k in params if k not in ("self", "spec")}
+
+    @property
+    def uses_behaviour(self) -> bool:
+        """True when forward reads the behaviour sequence keys (beh_*) of the batch."""
+        return self.encoder.uses_behaviour
 
     def config(self) -> dict[str, Any]:
         """Constructor keywords plus `name`: `build_model(cfg.pop("name"), spec, **cfg)` rebuilds the model."""

@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 INDEX_KEYS = ("domain", "user", "item", "query", "cat", "num", "num_mask", "label")
+#: Behaviour columns of encode_frame, kept on the device when present (clicked items, issued queries).
+BEH_ITEM_KEYS = ("beh_item", "beh_item_text", "beh_mask")
+BEH_QUERY_KEYS = ("beh_query_text", "beh_query_mask")
 
 
 class DeviceData:
@@ -31,19 +34,38 @@ class DeviceData:
         self.query_text = put(cols["query_text"])
         self.item_matrix = put(item_matrix.astype(np.float32, copy=False))
         self.query_matrix = put(query_matrix.astype(np.float32, copy=False))
+        # Behaviour sequences only when encoded (the spec has them): a folder without them costs nothing.
+        self.beh_item = {k: put(cols[k]) for k in BEH_ITEM_KEYS} if "beh_item" in cols else None
+        self.beh_query = {k: put(cols[k]) for k in BEH_QUERY_KEYS} if "beh_query_text" in cols else None
         self.n = int(len(cols["label"]))
 
     def __len__(self) -> int:
         return self.n
 
-    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """idx [B] long (on self.device) -> batch dict; item_emb/query_emb [B, D] gathered from the text tables."""
+    @property
+    def has_behaviour(self) -> bool:
+        return self.beh_item is not None or self.beh_query is not None
+
+    def batch(self, idx: torch.Tensor, behaviour: bool = True) -> dict[str, torch.Tensor]:
+        """idx [B] long (on self.device) -> batch dict; item_emb/query_emb [B, D] gathered from the text tables.
+
+        With behaviour sequences (and `behaviour`, False for a model that does not read them) also beh_item,
+        beh_mask [B, L], beh_item_emb [B, L, D], beh_query_emb [B, Lq, D] and beh_query_mask [B, Lq]."""
         out = {k: v.index_select(0, idx) for k, v in self.cols.items()}
         it, qt = self.item_text.index_select(0, idx), self.query_text.index_select(0, idx)
         out["item_emb"] = self.item_matrix.index_select(0, it)
         out["query_emb"] = self.query_matrix.index_select(0, qt)
         out["has_item_text"] = (it > 0).float()
         out["has_query"] = (qt > 0).float()
+        if behaviour and self.beh_item is not None:
+            text = self.beh_item["beh_item_text"].index_select(0, idx)                       # [B, L]
+            out["beh_item"] = self.beh_item["beh_item"].index_select(0, idx)
+            out["beh_mask"] = self.beh_item["beh_mask"].index_select(0, idx)
+            out["beh_item_emb"] = self.item_matrix.index_select(0, text.reshape(-1)).view(*text.shape, -1)
+        if behaviour and self.beh_query is not None:
+            text = self.beh_query["beh_query_text"].index_select(0, idx)
+            out["beh_query_mask"] = self.beh_query["beh_query_mask"].index_select(0, idx)
+            out["beh_query_emb"] = self.query_matrix.index_select(0, text.reshape(-1)).view(*text.shape, -1)
         return out
 
     def ranges(self, batch_size: int, rank: int = 0, world: int = 1):

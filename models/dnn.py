@@ -22,8 +22,9 @@ class DNN(MultiDomainModel):
     level_prefixes = {"L0": ("encoder.",), "L1": ("body.",), "L2": ("head.",)}
 
     def __init__(self, spec: FeatureSpec, hidden: int = 64, use_id: bool = True, use_sparse: bool = True,
-                 use_text: bool = True, mlp_hidden: Sequence[int] = (128, 64), dropout: float = 0.1):
-        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout)
+                 use_text: bool = True, mlp_hidden: Sequence[int] = (128, 64), dropout: float = 0.1,
+                 use_behaviour: bool = True):
+        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout, use_behaviour)
         self.body = MLP(len(self.aspect_names) * hidden, mlp_hidden, dropout=dropout)
         self.head = nn.Linear(self.body.out_dim, 1)
         self._save_config(locals())

@@ -178,10 +178,15 @@ class Split:
 
 
 def load_split(folder: TrainingFolder, split: str, vocab: Vocabularies, device: torch.device,
-               frame: pd.DataFrame | None = None) -> Split:
-    """Read (unless `frame` is given), encode and move one split of a training folder to `device`."""
+               frame: pd.DataFrame | None = None, behaviour: tuple[int, int] | None = None) -> Split:
+    """Read (unless `frame` is given), encode and move one split of a training folder to `device`.
+
+    behaviour: the (L, Lq) lengths to encode the behaviour sequences to, (0, 0) for none (see
+    `behaviour_lengths`); None = the folder's meta.json. A model reads any length (padding is masked)."""
     frame = folder.read(split) if frame is None else frame
-    cols = encode_frame(frame, vocab, folder.item_text, folder.query_text, len(folder.meta["domains"]))
+    length, query_length = folder.behaviour_lengths if behaviour is None else behaviour
+    cols = encode_frame(frame, vocab, folder.item_text, folder.query_text, len(folder.meta["domains"]),
+                        behaviour_length=length, behaviour_query_length=query_length)
     data = DeviceData(cols, folder.item_text.matrix, folder.query_text.matrix, device)
     users = pd.factorize(frame["user_id"])[0]
     pv = pd.factorize(frame["request_id"])[0] if "request_id" in frame else None
@@ -202,9 +207,10 @@ def predict(model: nn.Module, data: DeviceData, batch_size: int, ctx: DistContex
     was_training = model.training
     model.eval()
     K = model.spec.n_domains if hasattr(model, "spec") else int(data.cols["domain"].max()) + 1
+    behaviour = reads_behaviour(model)
     logits, gate_sum, names = [], None, ()
     for idx in data.ranges(batch_size, rank, world):
-        batch = data.batch(idx)
+        batch = data.batch(idx, behaviour)
         with no_autocast(data.device):
             out = model(batch)
         logits.append(out["logit"].float())
@@ -222,6 +228,16 @@ def predict(model: nn.Module, data: DeviceData, batch_size: int, ctx: DistContex
     sums = [g for _, g in parts if g is not None]
     model.train(was_training)
     return probs, (np.sum(sums, axis=0) if sums else None), names
+
+
+def behaviour_lengths(spec: FeatureSpec, use_behaviour: bool = True) -> tuple[int, int]:
+    """The (L, Lq) to encode a split to for a model of `spec`: the spec's, or (0, 0) when it does not read them."""
+    return (spec.behaviour_length, spec.behaviour_query_length) if use_behaviour else (0, 0)
+
+
+def reads_behaviour(model: nn.Module) -> bool:
+    """Whether batches for `model` need the behaviour sequences (False skips gathering them; unknown -> True)."""
+    return bool(getattr(getattr(model, "module", model), "uses_behaviour", True))
 
 
 def split_metrics(split: Split, probs: np.ndarray) -> dict[str, Any]:
@@ -319,6 +335,7 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
         schedule.saved()
 
     steps = n_batches(train_split.data.n, B)
+    behaviour = reads_behaviour(model)
     if ctx.is_main:
         log.info("training %s on %s, world %d: %d rows, %d steps/epoch, %d trainable tensors",
                  type(model).__name__, device, world, train_split.data.n, steps, len(params))
@@ -338,7 +355,7 @@ def fit(cfg: TrainConfig, ctx: DistContext, model: nn.Module, spec: FeatureSpec,
             for s in _progress(range(state["pos"], steps), cfg.progress and ctx.is_main, f"epoch {epoch}"):
                 idx = perm[s * B:(s + 1) * B]
                 local = idx[ctx.rank::world]                     # this rank's shard of the global batch
-                batch = train_split.data.batch(local)
+                batch = train_split.data.batch(local, behaviour)
                 with autocast(device):
                     out = step_model(batch)
                 bce = F.binary_cross_entropy_with_logits(out["logit"].float(), batch["label"], reduction="none")

@@ -26,7 +26,7 @@ import torch
 
 from models import checkpoint as ckpt_io
 from models.distributed import setup, teardown
-from models.engine import TrainConfig, deterministic_kernels, fit, load_split
+from models.engine import TrainConfig, behaviour_lengths, deterministic_kernels, fit, load_split
 from models.train import add_config_args, config_from_args, train
 from models.training_data import TrainingFolder
 
@@ -147,8 +147,14 @@ def finetune(cfg: FinetuneConfig, data_dir: str | Path, pretrained_ckpt: str | P
             for p in levels[lv]:
                 p.requires_grad_(False)
         log.info("fine-tuning domains %s (init from %s), frozen levels %s", targets, init, list(frozen) or "none")
-        train_split = load_split(folder, "train", vocab, ctx.device)
-        valid_split = load_split(folder, "valid", vocab, ctx.device)
+        # The pretrained model's behaviour lengths (its spec), encoded only when it reads the sequences.
+        beh = behaviour_lengths(spec, model.uses_behaviour)
+        if beh != (0, 0) and folder.behaviour_lengths == (0, 0):
+            raise ValueError(f"{pretrained_ckpt} reads user-behaviour sequences but {data_dir}/meta.json declares "
+                             f"none (\"behaviour\"): build the cold-start folder with them, or pretrain with "
+                             f"use_behaviour=false")
+        train_split = load_split(folder, "train", vocab, ctx.device, behaviour=beh)
+        valid_split = load_split(folder, "valid", vocab, ctx.device, behaviour=beh)
         torch.manual_seed(cfg.seed + 7919 * ctx.rank)
         extra = {"finetune": {"pretrained": str(pretrained_ckpt), "freeze": cfg.freeze, "target_domains": targets,
                               "init_from": {str(k): v for k, v in init.items()}}}

@@ -20,8 +20,8 @@ class MMoE(MultiDomainModel):
 
     def __init__(self, spec: FeatureSpec, hidden: int = 64, use_id: bool = True, use_sparse: bool = True,
                  use_text: bool = True, n_experts: int = 4, expert_hidden: Sequence[int] = (64,),
-                 tower_hidden: Sequence[int] = (32,), dropout: float = 0.1):
-        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout)
+                 tower_hidden: Sequence[int] = (32,), dropout: float = 0.1, use_behaviour: bool = True):
+        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout, use_behaviour)
         self.mmoe = MMoELayer(spec.n_domains, len(self.aspect_names) * hidden, n_experts, expert_hidden, dropout)
         self.towers = DomainTowers(spec.n_domains, self.mmoe.out_dim, tower_hidden, dropout)
         self._save_config(locals())

@@ -21,8 +21,9 @@ class PLE(MultiDomainModel):
 
     def __init__(self, spec: FeatureSpec, hidden: int = 64, use_id: bool = True, use_sparse: bool = True,
                  use_text: bool = True, n_levels: int = 1, n_shared: int = 2, n_specific: int = 1,
-                 expert_hidden: Sequence[int] = (64,), tower_hidden: Sequence[int] = (32,), dropout: float = 0.1):
-        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout)
+                 expert_hidden: Sequence[int] = (64,), tower_hidden: Sequence[int] = (32,), dropout: float = 0.1,
+                 use_behaviour: bool = True):
+        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout, use_behaviour)
         if n_levels < 1:
             raise ValueError(f"PLE: n_levels={n_levels}; use 1 or more")
         in_dim = len(self.aspect_names) * hidden

@@ -20,8 +20,8 @@ class SharedBottom(MultiDomainModel):
 
     def __init__(self, spec: FeatureSpec, hidden: int = 64, use_id: bool = True, use_sparse: bool = True,
                  use_text: bool = True, bottom_hidden: Sequence[int] = (128, 64),
-                 tower_hidden: Sequence[int] = (32,), dropout: float = 0.1):
-        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout)
+                 tower_hidden: Sequence[int] = (32,), dropout: float = 0.1, use_behaviour: bool = True):
+        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout, use_behaviour)
         self.bottom = MLP(len(self.aspect_names) * hidden, bottom_hidden, dropout=dropout)
         self.towers = DomainTowers(spec.n_domains, self.bottom.out_dim, tower_hidden, dropout)
         self._save_config(locals())

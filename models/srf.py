@@ -20,8 +20,8 @@ class SRF(MultiDomainModel):
 
     forward(batch) -> {"logit": [B], "reg_loss": scalar (JS/MMD between the domains in the batch, on x_hat),
     "gate_weights": [B, A], "aspect_names": tuple of A names}.
-    Levels: L0 = encoder (id/sparse embeddings, text projection), L1 = fusion, domain-adaptive layer,
-    MMoE experts and gates, L2 = domain towers.
+    Levels: L0 = encoder (id/sparse embeddings, text projection, behaviour encoder), L1 = fusion,
+    domain-adaptive layer, MMoE experts and gates, L2 = domain towers.
     """
 
     name = "srf"
@@ -30,8 +30,8 @@ class SRF(MultiDomainModel):
     def __init__(self, spec: FeatureSpec, hidden: int = 64, gating: str = "domain", use_id: bool = True,
                  use_sparse: bool = True, use_text: bool = True, domain_adaptation: str = "linear",
                  divergence: str = "js", n_experts: int = 4, expert_hidden: Sequence[int] = (64,),
-                 tower_hidden: Sequence[int] = (32,), dropout: float = 0.1):
-        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout)
+                 tower_hidden: Sequence[int] = (32,), dropout: float = 0.1, use_behaviour: bool = True):
+        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout, use_behaviour)
         if divergence not in DIVERGENCES:
             raise ValueError(f"SRF: divergence={divergence!r}; use one of {DIVERGENCES}")
         self.divergence = divergence

@@ -27,8 +27,8 @@ class STAR(MultiDomainModel):
 
     def __init__(self, spec: FeatureSpec, hidden: int = 64, use_id: bool = True, use_sparse: bool = True,
                  use_text: bool = True, star_hidden: Sequence[int] = (64, 32), aux_hidden: Sequence[int] = (32,),
-                 domain_emb_dim: int = 8, dropout: float = 0.1):
-        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout)
+                 domain_emb_dim: int = 8, dropout: float = 0.1, use_behaviour: bool = True):
+        super().__init__(spec, hidden, use_id, use_sparse, use_text, dropout, use_behaviour)
         in_dim = len(self.aspect_names) * hidden
         self.norm = PartitionedNorm(spec.n_domains, in_dim)
         self.star = StarMLP(spec.n_domains, in_dim, star_hidden, out_dim=1, dropout=dropout)

@@ -21,7 +21,7 @@ import torch
 
 from models.architectures import build_model
 from models.distributed import DeviceUnavailableError, resolve_device, setup, teardown
-from models.engine import TrainConfig, deterministic_kernels, fit, load_split
+from models.engine import TrainConfig, behaviour_lengths, deterministic_kernels, fit, load_split
 from models.training_data import TrainingFolder, feature_spec
 from models.vocab import Vocabularies
 
@@ -40,9 +40,10 @@ def train(cfg: TrainConfig, data_dir: str | Path, out_dir: str | Path,
         train_frame = folder.read("train")
         vocab = Vocabularies.build(train_frame, cfg.min_count)
         spec = feature_spec(folder.meta, vocab, folder.text_dim)
-        train_split = load_split(folder, "train", vocab, ctx.device, train_frame)
+        beh = behaviour_lengths(spec, bool(cfg.model_kwargs.get("use_behaviour", True)))
+        train_split = load_split(folder, "train", vocab, ctx.device, train_frame, beh)
         del train_frame
-        valid_split = load_split(folder, "valid", vocab, ctx.device)
+        valid_split = load_split(folder, "valid", vocab, ctx.device, behaviour=beh)
         torch.manual_seed(cfg.seed)                        # same initial weights on every rank
         model = build_model(cfg.model, spec, **cfg.model_kwargs).to(ctx.device)
         torch.manual_seed(cfg.seed + 7919 * ctx.rank)      # then per-rank dropout streams
@@ -81,6 +82,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
                 parser.add_argument(f"--{k}", default=None, help=f"shortcut for --model-arg {k}=...")
             parser.add_argument("--use-text", dest="use_text", action=argparse.BooleanOptionalAction, default=None,
                                 help="shortcut for --model-arg use_text=true/false")
+            parser.add_argument("--use-behaviour", dest="use_behaviour", action=argparse.BooleanOptionalAction,
+                                default=None, help="shortcut for --model-arg use_behaviour=true/false")
         elif hint is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
         elif typing.get_origin(hint) in (list, typing.Union, types.UnionType):
@@ -114,7 +117,7 @@ def config_from_args(cls: type, args: argparse.Namespace):
                 raise SystemExit(f"--model-arg {item!r}: expected KEY=VALUE, e.g. --model-arg hidden=32")
             k, v = item.split("=", 1)
             kwargs[k.strip()] = _parse_value(v)
-        for k in ("gating", "divergence", "use_text"):
+        for k in ("gating", "divergence", "use_text", "use_behaviour"):
             if getattr(args, k, None) is not None:
                 kwargs[k] = getattr(args, k)
         values["model_kwargs"] = kwargs

@@ -8,12 +8,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from models.spec import FeatureSpec
 from models.vocab import Vocabularies
 
 REQUIRED = ("domain_id", "user_id", "item_id", "label")
+#: The behaviour sequence columns (list<string> per row, most recent first; null = empty history).
+BEH_ITEM_COLUMN, BEH_QUERY_COLUMN = "beh_item_ids", "beh_query_ids"
+#: Numeric columns with this prefix are behaviour aggregates (masked out by a model with use_behaviour=False).
+BEH_NUM_PREFIX = "num_beh_"
 
 
 def read_meta(data_dir: str | Path) -> dict[str, Any]:
@@ -45,10 +51,19 @@ def read_split(data_dir: str | Path, split: str) -> pd.DataFrame:
     return frame
 
 
+def behaviour_lengths(meta: dict[str, Any]) -> tuple[int, int]:
+    """(L, Lq) from meta.json's `"behaviour": {"length": L, "query_length": Lq}`; (0, 0) when absent."""
+    beh = meta.get("behaviour") or {}
+    return int(beh.get("length", 0) or 0), int(beh.get("query_length", 0) or 0)
+
+
 def feature_spec(meta: dict[str, Any], vocab: Vocabularies, text_dim: int) -> FeatureSpec:
-    """FeatureSpec from meta.json (all domains) and the vocabulary sizes."""
+    """FeatureSpec from meta.json (all domains, behaviour lengths) and the vocabularies (sizes, num_beh_* fields)."""
+    length, query_length = behaviour_lengths(meta)
+    beh_fields = [j for j, c in enumerate(vocab.num_columns) if c.startswith(BEH_NUM_PREFIX)]
     return FeatureSpec(n_domains=len(meta["domains"]), domain_tasks=[d["task"] for d in meta["domains"]],
-                       text_dim=text_dim, **vocab.sizes())
+                       text_dim=text_dim, behaviour_length=length, behaviour_query_length=query_length,
+                       behaviour_num_fields=beh_fields, **vocab.sizes())
 
 
 @dataclass
@@ -102,6 +117,11 @@ class TrainingFolder:
     def text_dim(self) -> int:
         return int(self.item_text.matrix.shape[1])
 
+    @property
+    def behaviour_lengths(self) -> tuple[int, int]:
+        """(L, Lq) of meta.json's behaviour sequences; (0, 0) for a folder without them."""
+        return behaviour_lengths(self.meta)
+
     def has_split(self, split: str) -> bool:
         return (self.path / f"{split}.parquet").exists()
 
@@ -110,9 +130,16 @@ class TrainingFolder:
 
 
 def encode_frame(frame: pd.DataFrame, vocab: Vocabularies, item_text: TextTable, query_text: TextTable,
-                 n_domains: int | None = None) -> dict[str, np.ndarray]:
+                 n_domains: int | None = None, behaviour_length: int = 0,
+                 behaviour_query_length: int = 0) -> dict[str, np.ndarray]:
     """Sample frame -> columns: domain/user/item/query/item_text/query_text [N] int64, cat [N,F] int64,
-    num/num_mask [N,F] float32, label [N] float32 (text columns index the TextTable matrices)."""
+    num/num_mask [N,F] float32, label [N] float32 (text columns index the TextTable matrices).
+
+    With behaviour_length L > 0 also beh_item [N, L] int64 (item vocabulary index, 0 = OOV), beh_item_text [N, L]
+    int64 (row of item_text.matrix, 0 = no text) and beh_mask [N, L] float32 (1 = an event) from the list column
+    `beh_item_ids`; with behaviour_query_length Lq > 0 beh_query_text / beh_query_mask [N, Lq] from
+    `beh_query_ids`. Lists are most recent first: longer ones keep their first L, shorter ones are padded
+    (index 0, mask 0); a null list or a null element is no event."""
     domain = frame["domain_id"].to_numpy().astype(np.int64)
     if n_domains is not None and len(domain) and (domain.min() < 0 or domain.max() >= n_domains):
         row = int(np.flatnonzero((domain < 0) | (domain >= n_domains))[0])
@@ -125,4 +152,47 @@ def encode_frame(frame: pd.DataFrame, vocab: Vocabularies, item_text: TextTable,
                           else np.zeros(len(frame), np.int64))
     cols["label"] = (frame["label"].to_numpy().astype(np.float32) if "label" in frame
                      else np.zeros(len(frame), np.float32))
+    if behaviour_length > 0:
+        (beh_item, beh_item_text), mask = _encode_sequences(
+            _list_column(frame, BEH_ITEM_COLUMN), behaviour_length,
+            (vocab.item.encode, item_text.lookup))
+        cols.update(beh_item=beh_item, beh_item_text=beh_item_text, beh_mask=mask)
+    if behaviour_query_length > 0:
+        (beh_query_text,), mask = _encode_sequences(
+            _list_column(frame, BEH_QUERY_COLUMN), behaviour_query_length, (query_text.lookup,))
+        cols.update(beh_query_text=beh_query_text, beh_query_mask=mask)
     return cols
+
+
+def _list_column(frame: pd.DataFrame, column: str) -> pa.ListArray:
+    """A frame's list<string> column as one arrow ListArray (lists of str, numpy arrays or None per row)."""
+    if column not in frame:
+        raise ValueError(f"column {column!r} is missing: meta.json declares behaviour sequences "
+                         f"(\"behaviour\": {{\"length\", \"query_length\"}}), so every split needs it "
+                         f"(list<string> per row, most recent first; null = an empty history)")
+    arr = pa.array(frame[column], type=pa.list_(pa.string()), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _encode_sequences(arr: pa.ListArray, length: int, lookups) -> tuple[list[np.ndarray], np.ndarray]:
+    """Lists [N] -> (one [N, length] int64 array per lookup (ids -> indices, 0 = unknown), mask [N, length]
+    float32). Vectorised: flatten, keep positions < length, look up each distinct id once, scatter."""
+    n = len(arr)
+    outs = [np.zeros((n, length), np.int64) for _ in lookups]
+    mask = np.zeros((n, length), np.float32)
+    flat = pc.list_flatten(arr)
+    if len(flat) == 0:
+        return outs, mask
+    rows = pc.list_parent_indices(arr).to_numpy()
+    sizes = pc.fill_null(pc.list_value_length(arr), 0).to_numpy().astype(np.int64)
+    pos = np.arange(len(flat), dtype=np.int64) - (np.cumsum(sizes) - sizes)[rows]
+    keep = pos < length
+    encoded = pc.dictionary_encode(flat.filter(pa.array(keep)))
+    present = encoded.indices.is_valid().to_numpy(zero_copy_only=False)
+    codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    values = encoded.dictionary.to_numpy(zero_copy_only=False)
+    r, p = rows[keep][present], pos[keep][present]
+    for out, lookup in zip(outs, lookups):
+        out[r, p] = np.asarray(lookup(values), dtype=np.int64)[codes[present]] if len(values) else 0
+    mask[r, p] = 1.0
+    return outs, mask

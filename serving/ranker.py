@@ -5,7 +5,10 @@ Per request: one batched online read per view (user, items, item vectors, query,
 forward pass of the checkpoint over the N rows. Defaults for what the store does not know:
 - unknown user / item / query id: the model's OOV id row, categoricals missing (index 0), numerics masked;
 - item without a text vector: the model's learned "no text" vector (all-zero row);
-- query text never seen by the pipeline: no query id (OOV), its vector computed by the text encoder.
+- query text never seen by the pipeline: no query id (OOV), its vector computed by the text encoder;
+- user without a behaviour snapshot online: the model's learned "no history" (empty sequences).
+The user's latest behaviour snapshot (last clicks and queries) and the text vectors of its items and queries come
+in the same batched read as the candidates' (features.online).
 """
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from features.behaviour import NUMERIC_COLUMNS as BEHAVIOUR_NUMERIC
 from features.definitions import feature_columns
 from features.online import OnlineFeatureReader
 from features.store import feature_store
+from models.behaviour_inputs import UserBehaviour
 from models.checkpoint import CorruptCheckpointError
 from models.inference import Scorer
 from models.model_registry import ModelRegistry, file_digest
@@ -97,7 +102,7 @@ class Ranker:
 
     def _load(self, version: str, checkpoint: Path, expected_sha256: str | None) -> _ServedModel:
         scorer = Scorer.from_checkpoint(checkpoint, device="cpu", expected_sha256=expected_sha256)
-        served = set(feature_columns().values())
+        served = set(feature_columns().values()) | set(BEHAVIOUR_NUMERIC)
         missing = [c for c in [*scorer.vocab.cat_columns, *scorer.vocab.num_columns] if c not in served]
         if missing:
             raise CorruptCheckpointError(
@@ -145,13 +150,15 @@ class Ranker:
         check_query_for_task(resolved, query)
 
         query_id = self.known_queries.id_of(query) if query is not None else None
-        features = self._reader.read(user_id, items, query_id)
+        features = self._reader.read(user_id, items, query_id, resolved.domain_id)
         query_emb = features.query_emb
         if query is not None and not features.has_query_text:
             query_emb = np.tile(self.query_cache.get(query), (len(items), 1))
         frame = features.frame
         frame["domain_id"] = resolved.domain_id
-        scores = model.scorer.score(frame, features.item_emb, query_emb)
+        history = features.behaviour
+        behaviour = UserBehaviour(history.item_ids, history.item_emb, history.query_emb) if history.known else None
+        scores = model.scorer.score(frame, features.item_emb, query_emb, behaviour)
         order = np.argsort(-scores, kind="stable")
         return model.version, [RankedItem(items[k], float(scores[k])) for k in order]
 

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.definitions import SPARSE_VIEWS, feature_columns
+from features.behaviour import behaviour_columns
+from features.definitions import BEHAVIOUR_FEATURES, SPARSE_VIEWS, feature_columns
+from models.behaviour_inputs import UserBehaviour
 from models.inference import Scorer
 from models.model_registry import ModelRegistry
 from serving import Ranker, RankingRequestError
@@ -57,12 +59,54 @@ def test_scores_match_the_scorer_on_features_read_from_the_marts(ranker, world):
     for c in latest["query_id"].columns:
         frame[c] = np.nan
     frame = frame.astype({c: "float64" for c in frame.columns if c.startswith("num_")})
-    emb = pd.read_parquet(world.paths.embeddings_dir / "item_text_emb.parquet").set_index("item_id")["embedding"]
-    item_emb = np.stack([np.asarray(emb[i], np.float32) if i in emb.index else np.zeros(EMB_DIM, np.float32)
-                         for i in items])
-    expected = Scorer.from_checkpoint(world.checkpoint).score(frame, item_emb, np.zeros_like(item_emb))
+    history, derived = _latest_behaviour(world, "u:4", frame)
+    for name, values in derived.items():
+        if name.startswith("num_"):
+            frame[name] = values
+    item_emb = _item_vectors(world, items)
+    expected = Scorer.from_checkpoint(world.checkpoint).score(frame, item_emb, np.zeros_like(item_emb), history)
     got = _scores(ranker.rank("u:4", 1, None, items))
     np.testing.assert_allclose([got[i] for i in items], expected, rtol=1e-5)
+
+
+def _item_vectors(world, items) -> np.ndarray:
+    emb = pd.read_parquet(world.paths.embeddings_dir / "item_text_emb.parquet").set_index("item_id")["embedding"]
+    return np.stack([np.asarray(emb[i], np.float32) if i in emb.index else np.zeros(EMB_DIM, np.float32)
+                     for i in items]).reshape(len(items), EMB_DIM)
+
+
+def _latest_behaviour(world, user: str, frame: pd.DataFrame):
+    """(UserBehaviour, derived behaviour columns) of the user's latest user_behaviour mart row, for `frame`'s rows."""
+    mart = pd.read_parquet(world.paths.marts_dir / "user_behaviour.parquet").sort_values("event_timestamp")
+    snap = mart.groupby("user_id").last().loc[user]
+    snapshot = pd.DataFrame({f: [snap[f]] * len(frame) for f in BEHAVIOUR_FEATURES}, index=frame.index)
+    derived = behaviour_columns(snapshot.assign(cat_item_category=frame["cat_item_category"],
+                                                domain_id=frame["domain_id"]))
+    queries = pd.read_parquet(world.paths.embeddings_dir / "query_text_emb.parquet").set_index("query_id")
+    query_emb = np.stack([np.asarray(queries.loc[q, "embedding"], np.float32) for q in snap.beh_query_ids]
+                         ).reshape(len(snap.beh_query_ids), EMB_DIM)
+    history = UserBehaviour(list(snap.beh_item_ids), _item_vectors(world, list(snap.beh_item_ids)), query_emb)
+    return history, derived
+
+
+def test_ranking_reads_the_users_history_and_scores_with_it(ranker, world):
+    """rank() with history (a user with clicks) differs from the same request scored with no history, and a user
+    with no snapshot is scored exactly as an empty history."""
+    items = world.items[:30]
+    scorer = Scorer.from_checkpoint(world.checkpoint)
+    assert scorer.uses_behaviour
+    read = ranker._reader.read("u:3", items, None, 1)
+    assert read.behaviour.known and read.behaviour.item_ids, "fixture user u:3 has clicks before the last day"
+    frame = read.frame.assign(domain_id=1)
+    with_history = _scores(ranker.rank("u:3", 1, None, items))
+    without = scorer.score(frame, read.item_emb, read.query_emb, None)
+    assert not np.allclose([with_history[i] for i in items], without, rtol=1e-4)
+
+    nobody = ranker._reader.read("u:nobody", items, None, 1)
+    assert not nobody.behaviour.known
+    empty = scorer.score(nobody.frame.assign(domain_id=1), nobody.item_emb, nobody.query_emb, UserBehaviour())
+    got = _scores(ranker.rank("u:nobody", 1, None, items))
+    np.testing.assert_allclose([got[i] for i in items], empty, rtol=1e-6)
 
 
 def test_unknown_user_and_items_get_default_scores(ranker, world):
