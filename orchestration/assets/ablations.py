@@ -8,10 +8,11 @@ from orchestration.assets.training import latest_checkpoint, pretrained_model, r
 from orchestration.resources import TrainerResource, UnisrSettings
 
 GROUP = "ablations"
-DEFAULT = {"gating": "domain", "divergence": "js", "use_text": True}
+DEFAULT = {"gating": "domain", "divergence": "js", "use_text": True, "use_behaviour": True}
 #: (study, variant label, SRF kwargs changed from the default)
 MODEL_VARIANTS = [
     ("text", "no text", {"use_text": False}),
+    ("behaviour", "no behaviour", {"use_behaviour": False}),
     ("gating", "mean", {"gating": "mean"}),
     ("gating", "cls", {"gating": "cls"}),
     ("divergence", "mmd", {"divergence": "mmd"}),
@@ -26,7 +27,8 @@ class AblationConfig(Config):
 @asset(
     group_name=GROUP,
     deps=[training_sets, pretrained_model],
-    description="Cold-start test metrics of SRF variants: no text; mean/cls/domain gating; js/mmd/none; freeze levels.",
+    description="Cold-start test metrics of SRF variants: no text; no behaviour; mean/cls/domain gating; js/mmd/none; "
+                "freeze levels.",
 )
 def ablation_study(
     context: AssetExecutionContext, config: AblationConfig, settings: UnisrSettings, trainer: TrainerResource
@@ -58,6 +60,7 @@ def ablation_study(
     rows.append({**default_row, "study": "gating", "variant": "domain (default)"})
     rows.append({**default_row, "study": "divergence", "variant": "js (default)"})
     rows.append({**default_row, "study": "text", "variant": "with text (default)"})
+    rows.append({**default_row, "study": "behaviour", "variant": "with behaviour (default)"})
     for study, variant, change in MODEL_VARIANTS:
         name = f"ablation_{study}_{variant.replace(' ', '_')}"
         pre = trainer.train(context.log, pre_dir, run_dir(context, settings, name + "_pre"), "srf",

@@ -21,6 +21,7 @@ class ModelConfig(Config):
     gating: str = "domain"  # mean | cls | domain
     divergence: str = "js"  # js | mmd | none
     use_text: bool = True
+    use_behaviour: bool = True  # user behaviour sequences (every baseline reads them too)
     epochs: int = 0  # 0 = the trainer resource's default
 
 
@@ -96,7 +97,8 @@ def metrics_metadata(metrics: dict, prefix: str = "") -> dict:
 
 
 def _srf_kwargs(config: ModelConfig) -> dict:
-    return {"gating": config.gating, "divergence": config.divergence, "use_text": config.use_text}
+    return {"gating": config.gating, "divergence": config.divergence, "use_text": config.use_text,
+            "use_behaviour": config.use_behaviour}
 
 
 @asset(group_name=GROUP, deps=[training_sets],
