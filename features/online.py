@@ -40,11 +40,11 @@ class RankingFeatures:
     known_user: bool
     known_query: bool            # False also when no query was given (rec request)
     has_query_text: bool
-    behaviour: "UserBehaviour"   # the user's latest behaviour snapshot (empty when the store has none)
+    behaviour: "BehaviourSnapshot"   # the user's latest behaviour snapshot (empty when the store has none)
 
 
 @dataclass
-class UserBehaviour:
+class BehaviourSnapshot:
     """The user's latest `user_behaviour` snapshot as read online, with the text vectors of its items and queries."""
 
     features: dict[str, object]  # BEHAVIOUR_FEATURES name -> list (or int for beh_clicks); {} when unknown
@@ -286,5 +286,5 @@ class OnlineFeatureReader:
             known_user=bool(known_user[0]),
             known_query=bool(known_query[0]),
             has_query_text=bool(has_q[0]),
-            behaviour=UserBehaviour(behaviour, all_item_emb[n:], history_q_emb),
+            behaviour=BehaviourSnapshot(behaviour, all_item_emb[n:], history_q_emb),
         )
