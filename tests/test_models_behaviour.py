@@ -93,17 +93,17 @@ def test_spec_behaviour_fields_roundtrip_and_old_checkpoints():
 def test_behaviour_encoder_shapes():
     torch.manual_seed(0)
     enc = BehaviourEncoder(SPEC, id_dim=E, text=True)
-    assert (enc.id_out, enc.text_out) == BehaviourEncoder.output_dims(SPEC, E, True) == (2 * E, 3 * D + 3)
+    assert (enc.id_out, enc.text_out) == BehaviourEncoder.output_dims(SPEC, E, True) == (2 * E, D + 3)
     batch = make_batch()
     table = torch.nn.Embedding(40, E)
     assert enc.id_side(batch, table, table(batch["item"])).shape == (B, 2 * E)
-    assert enc.text_side(batch, batch["item_emb"]).shape == (B, 3 * D + 3)
+    assert enc.text_side(batch, batch["item_emb"]).shape == (B, D + 3)
     # Sides are built only where there is a sequence / an aspect for them.
-    assert BehaviourEncoder.output_dims(SPEC, 0, True) == (0, 3 * D + 3)
+    assert BehaviourEncoder.output_dims(SPEC, 0, True) == (0, D + 3)
     assert BehaviourEncoder.output_dims(SPEC, E, False) == (2 * E, 0)
     assert BehaviourEncoder.output_dims(dataclasses.replace(SPEC, behaviour_query_length=0), E, True) == (
-        2 * E, 2 * D + 2)
-    assert BehaviourEncoder.output_dims(dataclasses.replace(SPEC, behaviour_length=0), E, True) == (0, D + 1)
+        2 * E, D + 2)
+    assert BehaviourEncoder.output_dims(dataclasses.replace(SPEC, behaviour_length=0), E, True) == (0, 1)
 
 
 def test_target_attention_masked_softmax_never_nan():

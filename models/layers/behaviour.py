@@ -6,17 +6,18 @@ Inputs (batch keys, docs/model-api.md): beh_item [B, L] long (item vocabulary in
 mask 0 and never changes the output (masked softmax / masked mean), so L itself is not a parameter.
 The beh_* tensors may also have leading dimension 1: one history for every row (online ranking, one user per
 request). Everything that depends on the history alone is then computed once, and only the candidate-dependent
-attention runs per row, so ranking N candidates costs N * L * att_dim * att_hidden, not N * L * D.
+attention runs per row.
 
 Two sides, each feeding the aspect of its space (model-spec "User behaviour"):
 - id side -> ID aspect: item-id embeddings of the clicked items, from the ID aspect's own item table (shared, not
   duplicated), DIN-style target attention from the candidate's item embedding, and their masked mean:
   `[attended_id; mean_id]` [B, 2E].
-- text side -> text aspect: target attention from the candidate's text vector t_i over the clicked items' text
-  vectors, the masked mean text profile of clicked items and of issued queries; each of these vectors v is met by
-  the candidate as `sqrt(D) * v^ * t^` (unit vectors, elementwise) and `cos(v, t_i)` = the sum of `v^ * t^`:
-  [B, 3D + 3] with both sequences. This is the domain-invariant bridge: it scores an item never seen in training
-  (OOV id) by its text against what the user clicked, in any domain.
+- text side -> text aspect: parameter-free target attention from the candidate's text vector t_i over the clicked
+  items' frozen text vectors (softmax of TEXT_TEMPERATURE * cosine), the masked mean text profile of clicked items
+  and of issued queries. The profile is met by the candidate as `sqrt(D) * p^ * t^` (unit vectors, elementwise)
+  and `cos(p, t_i)`; the attended vector and the query profile by their cosine with t_i: [B, D + 3] with both
+  sequences. This is the domain-invariant bridge: it scores an item never seen in training (OOV id) by its text
+  against what the user clicked, in any domain.
   (*our choice*: unit vectors times sqrt(D) put the product's entries at the magnitude of a normalised D-dim text
   vector's entries, whatever the encoder's norm; raw products of two text vectors are ~1/D, too small to learn.)
 
@@ -26,9 +27,9 @@ place of the attended / mean vectors: never a NaN from an all-masked softmax, an
 Attention (DIN, Zhou et al. KDD 2018): weight of key k for query q = MLP([q; k; q - k; q * k]) -> softmax over the
 events (masked). The MLP's first layer is applied blockwise, `W [q; k; q-k; q*k] = (W_q + W_d) q + (W_k - W_d) k +
 W_p (q*k)`, the same function and parameters as on the concatenation, without materialising [B, L, 4d].
-The text attention reads `sqrt(D)`-scaled unit vectors (entries ~1 whatever the text encoder's norm) projected by
-a learned linear map to att_dim (*our choice*: attention over D = 384-dim keys would cost N * L * D * att_hidden per
-request, ~10x the rest of the model); the id attention reads the raw embeddings, as DIN does.
+The text attention has no parameters, so no gradient flows through the [B, L, D] sequence tensors: a learned
+projection + DIN MLP there (and D-wide products for every text vector) made a CPU training step ~5x slower than without
+behaviour; with this design the behaviour encoder costs about a third of a step more.
 
 Levels: everything here lives under `encoder.behaviour.` and is L0, with the embeddings and text projection: it is
 input encoding (like each aspect's own MLP, also L0), and the cold-start fine-tuning that freezes L0 keeps the
@@ -43,6 +44,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.spec import FeatureSpec
+
+#: Text-side attention is parameter-free (*our choice*): weights softmax(TEXT_TEMPERATURE * cos) over the clicked items'
+#: frozen text vectors, so no gradient flows through the [B, L, D] sequence tensors (a learned projection + DIN MLP
+#: here made a CPU training step ~5x slower than without behaviour; the id side keeps the learned DIN attention).
+TEXT_TEMPERATURE = 5.0
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -84,8 +90,7 @@ class BehaviourEncoder(nn.Module):
     (the text aspect exists). Sides whose sequence the spec lacks (L or Lq = 0, text_dim = 0) are not built.
     """
 
-    def __init__(self, spec: FeatureSpec, id_dim: int = 0, text: bool = True, att_hidden: int = 32,
-                 att_dim: int = 32):
+    def __init__(self, spec: FeatureSpec, id_dim: int = 0, text: bool = True, att_hidden: int = 32):
         super().__init__()
         dims = self.output_dims(spec, id_dim, text)
         self.id_out, self.text_out = dims
@@ -95,8 +100,7 @@ class BehaviourEncoder(nn.Module):
             self.id_att = TargetAttention(id_dim, att_hidden)
             self.no_history_id = nn.Parameter(torch.randn(2 * id_dim) * 0.05)   # [attended; mean]
         if self.items_text:
-            self.text_proj = nn.Linear(spec.text_dim, att_dim, bias=False)
-            self.text_att = TargetAttention(att_dim, att_hidden)
+            # text attention: softmax over the events of `TEXT_TEMPERATURE * cos(candidate text, clicked item text)`
             self.no_history_items = nn.Parameter(torch.randn(2, spec.text_dim) * 0.05)  # profile, attended
         if self.queries_text:
             self.no_history_queries = nn.Parameter(torch.randn(spec.text_dim) * 0.05)
@@ -111,7 +115,7 @@ class BehaviourEncoder(nn.Module):
         """(id_out, text_out) the encoder built with these arguments adds to the ID / text aspect's MLP input."""
         items, queries = cls._text_parts(spec, text)
         id_out = 2 * id_dim if id_dim and spec.behaviour_length > 0 else 0
-        return id_out, (2 * (spec.text_dim + 1) if items else 0) + (spec.text_dim + 1 if queries else 0)
+        return id_out, (spec.text_dim + 2 if items else 0) + (1 if queries else 0)
 
     @staticmethod
     def _need(batch: dict[str, torch.Tensor], *keys: str) -> None:
@@ -131,6 +135,10 @@ class BehaviourEncoder(nn.Module):
         has = mask.sum(1, keepdim=True) > 0
         return torch.where(has, out, self.no_history_id.to(out.dtype))
 
+    @staticmethod
+    def _cosine(v: torch.Tensor, t_unit: torch.Tensor) -> torch.Tensor:
+        return (F.normalize(v, dim=-1) * t_unit).sum(-1, keepdim=True)
+
     def _affinity(self, v: torch.Tensor, t_unit: torch.Tensor) -> list[torch.Tensor]:
         prod = F.normalize(v, dim=-1) * t_unit
         return [prod * math.sqrt(self.text_dim), prod.sum(-1, keepdim=True)]
@@ -142,19 +150,29 @@ class BehaviourEncoder(nn.Module):
         if self.items_text:
             self._need(batch, "beh_item_emb", "beh_mask")
             emb = batch["beh_item_emb"].to(t_item.dtype)                             # [B or 1, L, D]
-            mask = batch["beh_mask"] * (emb.abs().sum(-1) > 0)                       # events that have text
-            scale = math.sqrt(self.text_dim)
-            w = self.text_att(self.text_proj(t_unit * scale), self.text_proj(F.normalize(emb, dim=-1) * scale), mask)
-            attended = weighted_sum(w, emb)                                          # [B, D]
+            norms = torch.linalg.vector_norm(emb, dim=-1)                            # [B or 1, L]
+            mask = batch["beh_mask"] * (norms > 0)                                   # events that have text
+            # cosine of the candidate's text with each clicked item's: one matmul over [B, L, D], no copies of it
+            cos = torch.matmul(emb, t_unit.unsqueeze(-1)).squeeze(-1) / norms.clamp_min(1e-12)   # [B, L]
+            present = mask > 0
+            scores = (TEXT_TEMPERATURE * cos.float()).masked_fill(~present, torch.finfo(torch.float32).min)
+            w = torch.softmax(scores, dim=-1) * present                              # [B, L]
+            uniform = mask / mask.sum(1, keepdim=True).clamp_min(1.0)                # masked mean weights
+            # attended and mean profile in one matmul: [B, 2, L] x [B or 1, L, D]
+            both = torch.matmul(torch.stack([uniform.expand_as(w).to(emb.dtype), w.to(emb.dtype)], dim=1), emb)
             has = mask.sum(1, keepdim=True) > 0
-            profile = torch.where(has, masked_mean(emb, mask), self.no_history_items[0].to(emb.dtype))
-            attended = torch.where(has, attended, self.no_history_items[1].to(emb.dtype))
-            parts += self._affinity(profile, t_unit) + self._affinity(attended, t_unit)
+            has = has.expand(both.shape[0], 1)
+            profile = torch.where(has, both[:, 0], self.no_history_items[0].to(emb.dtype))
+            attended = torch.where(has, both[:, 1], self.no_history_items[1].to(emb.dtype))
+            # the profile met elementwise (D features) and by cosine; the attended vector by cosine only (*our choice*:
+            # D-wide products for the attended vector and the query profile too tripled the text aspect's MLP input,
+            # which made a CPU training step ~5x slower than without behaviour)
+            parts += self._affinity(profile, t_unit) + [self._cosine(attended, t_unit)]
         if self.queries_text:
             self._need(batch, "beh_query_emb", "beh_query_mask")
             emb = batch["beh_query_emb"].to(t_item.dtype)
-            mask = batch["beh_query_mask"] * (emb.abs().sum(-1) > 0)
+            mask = batch["beh_query_mask"] * (torch.linalg.vector_norm(emb, dim=-1) > 0)
             has = mask.sum(1, keepdim=True) > 0
             profile = torch.where(has, masked_mean(emb, mask), self.no_history_queries.to(emb.dtype))
-            parts += self._affinity(profile, t_unit)
+            parts += [self._cosine(profile, t_unit)]
         return torch.cat(parts, dim=-1)

@@ -27,8 +27,8 @@ def _pipeline_checkpoints(context: AssetExecutionContext) -> dict[str, object]:
 
 @asset(group_name=GROUP, deps=[coldstart_model, *BASELINE_KEYS],
        description="Cold-start test AUC [95 % CI] of every model with and without behaviour sequences, paired.")
-def behaviour_comparison(context: AssetExecutionContext, config: BehaviourComparisonConfig, settings: UnisrSettings,
-                         trainer: TrainerResource) -> MaterializeResult:
+def with_and_without_behaviour(context: AssetExecutionContext, config: BehaviourComparisonConfig,
+                               settings: UnisrSettings, trainer: TrainerResource) -> MaterializeResult:
     from reporting.behaviour_comparison import compare_pairs, pairs_table, train_pairs
     from reporting.evaluation_report import markdown_table
 
