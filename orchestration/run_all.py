@@ -106,7 +106,7 @@ def run_hparam_search(args: argparse.Namespace, instance: DagsterInstance):
     search: dict[str, Any] = {"trials_per_model": args.trials}
     if args.epochs:
         search["epochs"] = args.epochs
-    config["ops"] = {"hparam_search": {"config": search}}
+    config["ops"] = {"equal_budget_hparam_search": {"config": search}}
     return defs.get_job_def("hparam_search").execute_in_process(instance=instance, run_config=config,
                                                                 tags=owner_tags(), raise_on_error=False)
 
@@ -159,9 +159,11 @@ def summarize(results) -> tuple[list[str], bool, list[str]]:
                 lines += [f"  {name} {why}" for name, why in mat.metadata["not_run"].value.items()]
             if mat.asset_key.to_user_string() == "with_and_without_behaviour":
                 lines.append(f"  behaviour comparison: {mat.metadata['report'].value}")
-            if mat.asset_key.to_user_string() == "hparam_search":
+            if mat.asset_key.to_user_string() == "equal_budget_hparam_search":
                 lines.append(f"  hparam search: {mat.metadata['markdown'].value}")
-                lines += [f"  best {model}: {params}" for model, params in mat.metadata["best_per_model"].value.items()]
+                for model, best in mat.metadata["best_per_model"].value.items():
+                    params = ", ".join(f"{k}={v:.3g}" for k, v in best.items() if k != "value")
+                    lines.append(f"  best {model}: {best['value']:.4f} ({params})")
             if mat.asset_key.to_user_string() == "promoted_model":
                 meta = mat.metadata
                 serving = [f"{meta['model'].value} {meta['version'].value} "

@@ -65,14 +65,15 @@ def gating_weights_by_domain(weights: pd.DataFrame, path: Path) -> Path:
 
 
 def training_curves(curves: dict[str, list[dict]], path: Path) -> Path:
-    """Per-epoch training loss and validation AUC for each model
-    (`curves[model] = [{epoch, train_loss, valid_auc}]`)."""
+    """Training loss and validation AUC at each validation for each model
+    (`curves[model] = [{epoch, train_loss, valid_auc, epoch_progress}]`; x = epochs of data seen, `epoch_progress`,
+    when the trainer validated several times an epoch, else the epoch index)."""
     fig, (ax_loss, ax_auc) = plt.subplots(1, 2, figsize=(9, 3.4))
     for model, epochs in curves.items():
         if not epochs:
             continue
         frame = pd.DataFrame(epochs)
-        x = frame["epoch"] if "epoch" in frame else np.arange(1, len(frame) + 1)
+        x = next((frame[c] for c in ("epoch_progress", "epoch") if c in frame), np.arange(1, len(frame) + 1))
         loss = "train_loss" if "train_loss" in frame else "loss"
         if loss in frame:
             ax_loss.plot(x, frame[loss], marker="o", label=model)

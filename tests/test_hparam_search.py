@@ -1,0 +1,50 @@
+"""Equal-budget hyper-parameter search: the Dagster asset on tiny folders (2 trials per model), resume of a study."""
+import json
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, materialize
+
+from model_fixture import write_folders
+from models.hparam_search import MODELS, SEARCH_SPACE, SearchConfig, search
+from orchestration.assets.hparam_search import equal_budget_hparam_search
+from orchestration.resources import TrainerResource, UnisrSettings
+
+
+def test_hparam_search_asset_gives_every_model_the_same_trials(tmp_path):
+    settings = UnisrSettings(var_dir=str(tmp_path / "var"))
+    write_folders(settings.paths.training_dir, n_warm=600, n_cold=400)
+    trainer = TrainerResource(device="cpu", num_threads=1)
+    search = {"trials_per_model": 2, "epochs": 1, "finetune_epochs": 1}
+    result = materialize([equal_budget_hparam_search], instance=DagsterInstance.ephemeral(),
+                         resources={"settings": settings, "trainer": trainer},
+                         run_config={"ops": {"equal_budget_hparam_search": {"config": search}}})
+    assert result.success
+    meta = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    out = settings.paths.reports_dir / "hparam_search"
+    trials = pd.read_csv(out / "hparam_search.csv")
+    assert meta["csv"].value == str(out / "hparam_search.csv") and (out / "hparam_search.md").exists()
+    assert trials.groupby("model").size().to_dict() == {m: 2 for m in MODELS}        # equal budget
+    assert trials.groupby("model")["best"].sum().to_dict() == {m: 1 for m in MODELS}
+    assert trials["coldstart_valid_auc"].between(0, 1).all()
+    assert (trials["value"] == trials["coldstart_valid_auc"]).all()
+    # the same sampler seed: every model is tried at the same points (a paired comparison)
+    points = trials.sort_values(["model", "trial"]).groupby("model")[list(SEARCH_SPACE)].apply(
+        lambda f: json.dumps(f.to_numpy().tolist()))
+    assert points.nunique() == 1
+    assert set(meta["best_per_model"].value) == set(MODELS) and meta["trials"].value == 10
+    assert "# Hyper-parameter search" in meta["report"].value
+
+
+def test_rerun_resumes_the_study_and_extends_it(tmp_path):
+    folders = write_folders(tmp_path / "data", n_warm=600, n_cold=400)
+    cfg = SearchConfig(trials=2, epochs=1, objective="pretrain", models=("shared_bottom",), device="cpu",
+                       num_threads=1, model_kwargs={"use_behaviour": False})
+    first = search(folders["pretrain"], None, tmp_path / "out", cfg)
+    again = search(folders["pretrain"], None, tmp_path / "out", cfg)            # finished: nothing re-trained
+    pd.testing.assert_frame_equal(first, again)
+    more = search(folders["pretrain"], None, tmp_path / "out", SearchConfig(**{**cfg.__dict__, "trials": 3}))
+    assert len(more) == 3 and more["lr"].nunique() == 3                        # new points, not the first ones again
+    assert (more["value"] == more["pretrain_valid_auc"]).all()
+    with pytest.raises(ValueError, match="another budget"):
+        search(folders["pretrain"], None, tmp_path / "out", SearchConfig(**{**cfg.__dict__, "epochs": 2}))
