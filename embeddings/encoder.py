@@ -268,8 +268,14 @@ class TextEncoder:
     def close(self) -> None:
         """Stop the tokenizer worker processes (if any)."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            # Workers die with the thread that spawned them (PR_SET_PDEATHSIG fires on the creating *thread*'s exit,
+            # e.g. the tokenisation read-ahead thread): one killed while holding the call queue's lock left the
+            # others blocked on it and shutdown() joining them for ever (seen as a hung test). The work is done when
+            # close() runs, so the workers are killed first; shutdown then only reaps them.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.kill()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __del__(self) -> None:
         try:
