@@ -58,4 +58,4 @@ def test_items_without_text_fail_the_run_even_when_rejects_are_allowed(tmp_path)
                              raise_on_error=False)
     assert not result.success
     passed, description = _evaluations(result)["item_text_coverage"]
-    assert not passed and description.startswith("5 of 5 items (100.00%) have no text, above 90.00%")
+    assert not passed and description.startswith("5 of 5 items (100.00%) have no text, above 95.00%")

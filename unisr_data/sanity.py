@@ -17,8 +17,9 @@ EARLIEST_EVENT_TIME = datetime(1990, 1, 1, tzinfo=timezone.utc)
 TIME_OUT_OF_RANGE = "time_out_of_range"
 #: Share of items without text above which the item-text check fails, per dataset. MIND's news.tsv covers only
 #: part of the impressed news (the real mind-small subset: ~78% of items have no text), the others have text
-#: for (almost) every item. An unknown dataset gets the strictest default.
-MAX_ITEMS_WITHOUT_TEXT = {"synthetic": 0.05, "movielens": 0.01, "mind": 0.9}
+#: for (almost) every item. An unknown dataset gets the strictest default. MIND's click histories add the articles
+#: users clicked before the log, most of them not in the subset's news.tsv either (91.6 % of items without text).
+MAX_ITEMS_WITHOUT_TEXT = {"synthetic": 0.05, "movielens": 0.01, "mind": 0.95}
 
 
 def _utc(moment: datetime) -> datetime:
