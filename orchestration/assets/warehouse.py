@@ -18,9 +18,17 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
+def _project_files_newer_than(path) -> bool:
+    stamp = path.stat().st_mtime
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", *(f for d in ("models", "tests", "macros")
+                                                     for f in (DBT_PROJECT_DIR / d).rglob("*") if f.is_file())]
+    return any(f.stat().st_mtime > stamp for f in files)
+
+
 def ensure_manifest() -> None:
-    """Parse the dbt project once if its manifest is missing: dagster-dbt needs it to build the asset graph."""
-    if dbt_project.manifest_path.exists():
+    """Parse the dbt project if its manifest is missing or older than a project file: dagster-dbt builds the asset
+    graph from it, and a stale one names tests that no longer exist (a KeyError when dbt runs the renamed one)."""
+    if dbt_project.manifest_path.exists() and not _project_files_newer_than(dbt_project.manifest_path):
         return
     from dbt.cli.main import dbtRunner
 
