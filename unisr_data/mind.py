@@ -197,11 +197,7 @@ def _explode(behaviors: pd.DataFrame, rejects: SourceRejects) -> pa.Table:
     Returns columns request, user (string), time_us (int64 UTC microseconds), item (string), position (int32,
     order in the list), clicked (int8).
     """
-    lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pa.array(behaviors["impressions"], pa.string())))
-    tokens = pc.list_flatten(lists)
-    parent = pc.list_parent_indices(lists).to_numpy()
-    offsets = lists.offsets.to_numpy()
-    position = (np.arange(len(tokens)) - offsets[parent]).astype(np.int32)
+    tokens, parent, position, _ = _split_tokens(behaviors["impressions"])
     ok = pc.match_substring_regex(tokens, r"^N\w+-[01]$").to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(~ok):  # rejected tokens only
         row = behaviors.iloc[parent[i]]
@@ -220,18 +216,23 @@ def _explode(behaviors: pd.DataFrame, rejects: SourceRejects) -> pa.Table:
     })
 
 
+def _split_tokens(column: pd.Series) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Whitespace-separated tokens of a string column: (tokens, parent row [n], position in its row [n] int32,
+    tokens per row [rows]), with Arrow kernels (no Python object per token)."""
+    lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pa.array(column, pa.string())))
+    tokens = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy()
+    offsets = lists.offsets.to_numpy()
+    return tokens, parent, (np.arange(len(tokens)) - offsets[parent]).astype(np.int32), np.diff(offsets)
+
+
 def _history_clicks(behaviors: pd.DataFrame, end_us: int, rejects: SourceRejects) -> pa.Table:
     """Each user's click history (the `history` column: news clicked before the log, oldest first), taken from the
     user's earliest behaviors row, as clicks one second apart ending at `end_us` (MIND gives their order, not their
     times). Columns user, item, position (int32, order in the history), time_us. Malformed ids go to rejects."""
     first = behaviors.sort_values(["time", "request"], kind="stable").drop_duplicates("user", keep="first")
     first = first[first["history"].notna() & first["history"].astype(str).str.strip().ne("")]
-    lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pa.array(first["history"], pa.string())))
-    tokens = pc.list_flatten(lists)
-    parent = pc.list_parent_indices(lists).to_numpy()
-    offsets = lists.offsets.to_numpy()
-    position = (np.arange(len(tokens)) - offsets[parent]).astype(np.int32)
-    lengths = np.diff(offsets)
+    tokens, parent, position, lengths = _split_tokens(first["history"])
     ok = pc.match_substring_regex(tokens, r"^N\w+$").to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(~ok):  # rejected tokens only
         row = first.iloc[parent[i]]
