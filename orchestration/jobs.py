@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
-from orchestration.assets.ingest import impression_days, source_data
+from orchestration.assets.ingest import source_data
 from orchestration.assets.training import BASELINE_KEYS, pretrained_model
+from orchestration.partitions import impression_days
 
 #: Everything downstream of the source, for the partition's day(s).
 PIPELINE = (AssetSelection.all() - AssetSelection.assets(source_data)

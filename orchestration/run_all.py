@@ -36,9 +36,10 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
     """Run `source` then `pipeline` over every source day; returns the two execution results."""
-    from orchestration.assets.ingest import impression_days
     from orchestration.definitions import defs
+    from orchestration.partitions import impression_days
     from unisr_data.landing import source_days
+    from unisr_data.partitions import partition_keys
 
     resources = _run_config(args)
     source_config = {"seed": args.seed, "tiny": args.tiny, "n_impressions": args.n_impressions}
@@ -51,15 +52,15 @@ def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
     from orchestration.resources import UnisrSettings
 
     settings = UnisrSettings(**resources["resources"]["settings"]["config"])
-    days = source_days(settings.paths.source_dir)
+    keys = partition_keys(source_days(settings.paths.source_dir))  # days, or months for a long-span source
     known = set(instance.get_dynamic_partitions(impression_days.name))
-    missing = [d for d in days if d not in known]
+    missing = [k for k in keys if k not in known]
     if missing:
-        raise RuntimeError(f"source days not registered as partitions: {missing[:5]}")
+        raise RuntimeError(f"source partitions not registered: {missing[:5]}")
     pipeline = defs.get_job_def("pipeline").execute_in_process(
         instance=instance,
         run_config=resources,
-        tags={**owner_tags(), ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
+        tags={**owner_tags(), ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
         raise_on_error=False,
     )
     return source, pipeline

@@ -13,19 +13,23 @@ from datetime import timedelta
 
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
-from orchestration.assets.ingest import impression_days
 from orchestration.jobs import finetune_job, full_retrain_job
+from orchestration.partitions import impression_days
+from unisr_data.partitions import partition_key_of
 
 RETRAIN_CRON = os.environ.get("UNISR_RETRAIN_CRON", "0 3 * * *")
 FULL_RETRAIN_CRON = os.environ.get("UNISR_FULL_RETRAIN_CRON", "0 4 * * 0")
 
 
 def previous_day_request(context: ScheduleEvaluationContext, kind: str) -> RunRequest | SkipReason:
-    """A run of the tick's job for the day before the tick, or a SkipReason when that day is not a partition yet."""
+    """A run of the tick's job for the partition holding the day before the tick (the day, or its month for a
+    long-span source), or a SkipReason when no partition holds it yet."""
     day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    if not context.instance.has_dynamic_partition(impression_days.name, day):
+    key = partition_key_of(day, [k for k in (day, day[:7])
+                                 if context.instance.has_dynamic_partition(impression_days.name, k)])
+    if key is None:
         return SkipReason(f"no impressions for {day} in the source yet (materialize `source_data` to register days)")
-    return RunRequest(run_key=f"{kind}-{day}", partition_key=day, tags={"unisr/retrain": kind})
+    return RunRequest(run_key=f"{kind}-{day}", partition_key=key, tags={"unisr/retrain": kind})
 
 
 @schedule(job=finetune_job, cron_schedule=RETRAIN_CRON, execution_timezone="UTC", name="daily_finetune")

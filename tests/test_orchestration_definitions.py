@@ -70,6 +70,17 @@ def test_schedules_skip_days_without_data():
             assert isinstance(skipped, SkipReason) and "2026-03-31" in skipped.skip_message
 
 
+
+def test_schedules_request_the_month_of_a_monthly_source():
+    """A long-span source is partitioned by month: the tick for 2026-03-02 runs the partition 2026-03."""
+    tuesday = datetime(2026, 3, 3, 3, 0, tzinfo=timezone.utc)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(impression_days.name, ["2026-02", "2026-03"])
+        with build_schedule_context(instance=instance, scheduled_execution_time=tuesday) as context:
+            daily = daily_finetune(context)
+    assert isinstance(daily, RunRequest) and daily.partition_key == "2026-03"
+
+
 ORCHESTRATION = Path(__file__).resolve().parents[1] / "orchestration"
 #: Entry points: the only modules that may import the Definitions.
 ENTRY_POINTS = {"orchestration.definitions", "orchestration.run_all"}

@@ -7,13 +7,13 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     Config,
-    DynamicPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     asset,
     multi_asset,
 )
 
+from orchestration.partitions import impression_days
 from orchestration.resources import UnisrSettings
 from unisr_data.contract import TABLES, table_path
 
@@ -21,9 +21,6 @@ GROUP = "ingest"
 #: Raw tables carry the keys dbt's `raw` source maps to, so lineage runs landing → raw → dbt.
 RAW_KEYS = {table: AssetKey(["raw", table]) for table in TABLES}
 
-
-#: One partition per day of impressions; `source_data` registers the days its source holds.
-impression_days = DynamicPartitionsDefinition(name="impression_days")
 
 
 class SourceConfig(Config):
@@ -42,6 +39,7 @@ class SourceConfig(Config):
 )
 def source_data(context: AssetExecutionContext, config: SourceConfig, settings: UnisrSettings) -> MaterializeResult:
     from unisr_data.landing import source_days
+    from unisr_data.partitions import granularity, partition_keys
     from unisr_data.sources import write_source
 
     paths = settings.paths
@@ -56,9 +54,11 @@ def source_data(context: AssetExecutionContext, config: SourceConfig, settings: 
         time_window=settings.time_window(),
     )
     days = source_days(paths.source_dir)
-    new_days = [d for d in days if not context.instance.has_dynamic_partition(impression_days.name, d)]
-    context.instance.add_dynamic_partitions(impression_days.name, new_days)
-    context.log.info(f"source rows: {counts}; {len(days)} days ({len(new_days)} new partitions)")
+    keys = partition_keys(days)  # days, or months for a long-span source (unisr_data/partitions.py)
+    new_keys = [k for k in keys if not context.instance.has_dynamic_partition(impression_days.name, k)]
+    context.instance.add_dynamic_partitions(impression_days.name, new_keys)
+    context.log.info(f"source rows: {counts}; {len(days)} days in {len(keys)} {granularity(days)} partitions "
+                     f"({len(new_keys)} new)")
     return MaterializeResult(
         metadata={
             "dataset": settings.dataset,
@@ -66,6 +66,8 @@ def source_data(context: AssetExecutionContext, config: SourceConfig, settings: 
             "first_day": days[0] if days else "",
             "last_day": days[-1] if days else "",
             "days": len(days),
+            "partition_granularity": granularity(days),
+            "partitions": len(keys),
             **{f"rows_{k}": int(v) for k, v in counts.items() if isinstance(v, int)},
         }
     )
@@ -79,15 +81,19 @@ def source_data(context: AssetExecutionContext, config: SourceConfig, settings: 
     description="Impressions of the partition's day(s) and the entities live by then, copied into landing/.",
 )
 def landing_data(context: AssetExecutionContext, settings: UnisrSettings) -> MaterializeResult:
-    from unisr_data.landing import land_days, landed_days
+    from unisr_data.landing import land_days, landed_days, source_days
+    from unisr_data.partitions import days_of
 
     paths = settings.paths
-    days = context.partition_keys
+    days = days_of(context.partition_keys, source_days(paths.source_dir))  # month keys stand for their days
     counts = land_days(paths.source_dir, paths.landing_dir, days)
     context.log.info(f"landed {len(days)} day(s): {counts}")
     return MaterializeResult(
         metadata={
-            "days": MetadataValue.json(days),
+            "partitions": MetadataValue.json(list(context.partition_keys)[:50]),
+            "days": len(days),
+            "first_day": days[0] if days else "",
+            "last_day": days[-1] if days else "",
             "landed_days_total": len(landed_days(paths.landing_dir)),
             "dagster/row_count": int(sum(v for k, v in counts.items() if k.startswith("impressions_"))),
             "undated_rows": int(counts["impressions_undated"]),
