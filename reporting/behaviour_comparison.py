@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from models import references
-from models.evaluate import score_splits
-from models.training_data import TrainingFolder
-from reporting.comparison import MODEL, REFERENCE, Comparison, Rows, compare
-from unisr_data.truth import click_probability
+from reporting.checkpoint_comparison import compare_checkpoints
+from reporting.comparison import Comparison
 
 WITH, WITHOUT = "with behaviour", "without behaviour"
 
@@ -53,14 +50,7 @@ def train_pairs(trainer, training_dir: Path, out_dir_of: Callable[[str], Path], 
 def compare_pairs(checkpoints: dict[str, Path], coldstart_dir: Path, truth_dir: Path | None, n_boot: int = 1000,
                   seed: int = 0) -> Comparison:
     """Every checkpoint and the trivial references on the cold-start test split (CIs, ceiling where known)."""
-    folder = TrainingFolder.open(coldstart_dir)
-    frames = {split: folder.read(split) for split in ("train", "valid", "test")}
-    scores = {name: score_splits(path, coldstart_dir, {"test": frames["test"]})["test"][0]
-              for name, path in checkpoints.items()}
-    scores.update(references.reference_scores(frames["train"], frames["valid"], frames["test"]))
-    kinds = {**{name: MODEL for name in checkpoints}, **{name: REFERENCE for name in references.REFERENCES}}
-    truth = click_probability(truth_dir, frames["test"]["impression_id"]) if truth_dir else None
-    return compare("test", Rows.from_frame(frames["test"]), scores, kinds, truth=truth, n_boot=n_boot, seed=seed)
+    return compare_checkpoints(checkpoints, coldstart_dir, truth_dir, n_boot, seed)
 
 
 def pairs_table(comparison: Comparison, models: tuple[str, ...]) -> pd.DataFrame:

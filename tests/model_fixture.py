@@ -165,3 +165,21 @@ def write_folders(root: str | Path, seed: int = 0, n_warm: int = 2000, n_cold: i
                                          "valid": pd.concat([pre_valid, cold["valid"]]), "test": cold["test"]}, w),
     }
     return out
+
+
+class DirectTrainer:
+    """The TrainerResource interface (train / finetune), run in-process on tiny settings (4 epochs by default)."""
+
+    def train(self, log, data_dir, out_dir, model, model_kwargs, epochs=0, small_data=False):
+        from models.train import TrainConfig, train
+
+        cfg = TrainConfig(model=model, model_kwargs={"hidden": 16, **model_kwargs}, epochs=epochs or 4,
+                          batch_size=256, num_threads=1, progress=False, checkpoint_every=0, min_count=1)
+        return train(cfg, data_dir, out_dir)
+
+    def finetune(self, log, data_dir, pretrained, out_dir, freeze, epochs=0):
+        """`freeze` as the resource takes it, "auto" included (every level, the best on validation)."""
+        from models.finetune import FinetuneConfig, finetune
+
+        cfg = FinetuneConfig(freeze=freeze, epochs=epochs or 4, batch_size=256, num_threads=1, progress=False)
+        return finetune(cfg, data_dir, pretrained, out_dir)

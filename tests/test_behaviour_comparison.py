@@ -5,32 +5,15 @@ import logging
 
 import pytest
 
-from model_fixture import write_folders
-from models.train import TrainConfig, train
+from model_fixture import DirectTrainer, write_folders
 from reporting.behaviour_comparison import compare_pairs, label, pairs_table, train_pairs
-
-
-class _DirectTrainer:
-    """The TrainerResource interface (train / finetune), run in-process on tiny settings."""
-
-    def train(self, log, data_dir, out_dir, model, model_kwargs, epochs=0, small_data=False):
-        cfg = TrainConfig(model=model, model_kwargs={"hidden": 16, **model_kwargs}, epochs=epochs or 4,
-                          batch_size=256, num_threads=1, progress=False, checkpoint_every=0, min_count=1)
-        return train(cfg, data_dir, out_dir)
-
-    def finetune(self, log, data_dir, pretrained, out_dir, freeze, epochs=0):
-        from models.finetune import FinetuneConfig, finetune
-
-        result = finetune(FinetuneConfig(freeze="none", epochs=epochs or 4, batch_size=256, num_threads=1,
-                                         progress=False), data_dir, pretrained, out_dir)
-        return result
 
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     root = tmp_path_factory.mktemp("pairs")
     folders = write_folders(root / "data", n_warm=600, n_cold=2000, behaviour=6)
-    checkpoints = train_pairs(_DirectTrainer(), root / "data", lambda name: root / "runs" / name,
+    checkpoints = train_pairs(DirectTrainer(), root / "data", lambda name: root / "runs" / name,
                               logging.getLogger("test"), ("srf", "dnn"), freeze="none", epochs=4)
     return folders, checkpoints
 
