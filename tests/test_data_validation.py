@@ -48,7 +48,8 @@ def edit(path: Path, change: Callable[[pd.DataFrame], pd.DataFrame | None], sche
 
 
 def quarantined(dataset: Path, table: str) -> pd.DataFrame:
-    return pq.read_table(dataset / "quarantine" / f"{table}.parquet").to_pandas()
+    """The quarantined rows of `table` (impressions: every part)."""
+    return pq.read_table(table_path(dataset / "quarantine", table)).to_pandas()
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -62,7 +63,7 @@ def assert_conserved(dataset: Path, report) -> None:
         stats = report.tables[table]
         landing = pq.read_table(table_path(dataset / "landing", table)).num_rows
         clean = pq.read_table(table_path(dataset / "raw", table)).num_rows
-        bad = pq.read_table(dataset / "quarantine" / f"{table}.parquet").num_rows
+        bad = pq.read_table(table_path(dataset / "quarantine", table)).num_rows
         assert (stats.landing, stats.clean, stats.quarantined) == (landing, clean, bad)
         assert landing == clean + bad
         assert sum(stats.by_reason.values()) == bad
@@ -76,9 +77,11 @@ def test_clean_landing_passes_untouched_in_contract_layout(dataset):
         raw = pq.read_table(table_path(dataset / "raw", table))
         assert raw.schema.equals(schema)
         assert raw.equals(pq.read_table(table_path(dataset / "landing", table)))
-        assert pq.read_schema(dataset / "quarantine" / f"{table}.parquet").equals(quarantine_schema(table))
+        assert pq.read_table(table_path(dataset / "quarantine", table)).schema.equals(quarantine_schema(table))
     landing_parts = sorted(p.name for p in table_path(dataset / "landing", "impressions").iterdir())
     assert sorted(p.name for p in table_path(dataset / "raw", "impressions").iterdir()) == landing_parts
+    # Quarantine mirrors raw: one (here empty) part per landing part, so a day's re-validation replaces its own.
+    assert sorted(p.name for p in table_path(dataset / "quarantine", "impressions").iterdir()) == landing_parts
     assert report.quarantine_share("impressions") == 0.0
     assert report.to_dict()["tables"]["items"]["clean"] == report.tables["items"].landing
 
@@ -206,7 +209,7 @@ def test_failure_leaves_previous_raw_intact(dataset, monkeypatch):
     run(dataset)
     before = digests(dataset / "raw")
 
-    def explode(self, table, path, clean_out, quarantine):
+    def explode(self, table, path, clean_out, quarantine_out):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(validation._Validator, "validate_file", explode)
@@ -238,3 +241,160 @@ def test_time_window_is_configurable(dataset):
     past = EventTimeWindow(now=datetime(2000, 1, 1, tzinfo=timezone.utc))
     report = validate(dataset / "landing", dataset / "raw", dataset / "quarantine", time_window=past)
     assert report.tables["impressions"].by_reason == {"time_out_of_range": report.tables["impressions"].landing}
+
+
+# --- Daily (incremental) validation: only the run's days are judged ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def daily_pristine(tmp_path_factory) -> Path:
+    """A landing/ of one part per day (as `landing_data` writes it), with planted bad rows; returns its folder.
+
+    Planted: a duplicate id across two days, a duplicate within a day, malformed rows, and an id repeated after
+    its first occurrence was quarantined for another reason (still a duplicate: the rule counts every row).
+    """
+    from unisr_data.landing import land_days, source_days
+
+    base = tmp_path_factory.mktemp("daily")
+    generate(SyntheticConfig.tiny(), base / "source")
+    land_days(base / "source", base / "landing", source_days(base / "source"))
+    parts = day_parts(base / "landing")
+    first_id = pq.read_table(parts[0], columns=["impression_id"]).column(0)[0].as_py()
+    edit(parts[2], set_value(0, "impression_id", first_id))  # across days
+    within = pq.read_table(parts[2], columns=["impression_id"]).column(0)[4].as_py()
+    edit(parts[2], set_value(5, "impression_id", within))  # within a day
+    edit(parts[1], set_value(3, "position", -1))  # malformed
+    edit(parts[3], set_value(2, "position", -1))  # malformed, and its id comes again two days later
+    malformed_id = pq.read_table(parts[3], columns=["impression_id"]).column(0)[2].as_py()
+    edit(parts[5], set_value(1, "impression_id", malformed_id))
+    return base / "landing"
+
+
+def day_parts(landing: Path) -> list[Path]:
+    """The landing impression parts of days (not the undated part), oldest first."""
+    return sorted(table_path(landing, "impressions").glob("part-2*.parquet"))
+
+
+def day_of(part_file: Path) -> str:
+    return part_file.stem.removeprefix("part-")
+
+
+@pytest.fixture()
+def daily(daily_pristine, tmp_path) -> Path:
+    """A fresh copy of the daily landing/ folder; returns the dataset dir."""
+    shutil.copytree(daily_pristine, tmp_path / "landing")
+    return tmp_path
+
+
+def run_days(dataset: Path, days: list[str] | None):
+    return validate(dataset / "landing", dataset / "raw", dataset / "quarantine", days=days)
+
+
+def outputs(dataset: Path) -> dict[str, pa.Table]:
+    """Every raw and quarantine parquet file as a table, by its path under the dataset dir."""
+    return {p.relative_to(dataset).as_posix(): pq.read_table(p)
+            for folder in ("raw", "quarantine") for p in sorted((dataset / folder).rglob("*.parquet"))}
+
+
+def file_ids(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.glob("*.parquet")}
+
+
+def test_validating_day_by_day_in_order_equals_one_full_validation(daily, tmp_path):
+    full = run_days(daily, None)
+    assert full.full and full.tables["impressions"].by_reason == {"duplicate_impression": 3, "negative_position": 2}
+    assert full.validated_days == [day_of(p) for p in day_parts(daily / "landing")]
+
+    # The same landing/, arriving one day at a time, each day validated by its own run.
+    grown = tmp_path / "grown"
+    impressions = table_path(grown / "landing", "impressions")
+    impressions.mkdir(parents=True)
+    for table in ("domains", "users", "items", "queries"):
+        shutil.copy(table_path(daily / "landing", table), table_path(grown / "landing", table))
+    shutil.copy(table_path(daily / "landing", "impressions") / "part-undated.parquet", impressions)
+    for i, part_file in enumerate(day_parts(daily / "landing")):
+        shutil.copy(part_file, impressions)
+        report = run_days(grown, [day_of(part_file)])
+        assert report.full == (i == 0)  # the first run has nothing validated before it: a full one
+        assert report.validated_days == [day_of(part_file)]
+        assert report.tables["impressions"].landing == (
+            parquet_rows(part_file) + parquet_rows(impressions / "part-undated.parquet"))
+    expected, got = outputs(daily), outputs(grown)
+    assert sorted(got) == sorted(expected)
+    for name, table in expected.items():
+        assert got[name].equals(table), name
+
+
+def parquet_rows(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def test_a_day_run_judges_and_replaces_only_that_days_parts(daily):
+    run_days(daily, None)
+    before = {folder: file_ids(table_path(daily / folder, "impressions")) for folder in ("raw", "quarantine")}
+    contents = outputs(daily)
+    day = day_of(day_parts(daily / "landing")[5])
+    report = run_days(daily, [day])
+    assert not report.full and report.validated_days == [day]
+    assert report.to_dict()["validated_days"] == [day] and report.to_dict()["full"] is False
+    assert report.tables["impressions"].by_reason == {"duplicate_impression": 1}  # judged against earlier days
+    assert report.validated_landing_rows == sum(r.landing for r in report.tables.values())
+    judged = {f"part-{day}.parquet", "part-undated.parquet"}
+    for folder, ids in before.items():
+        after = file_ids(table_path(daily / folder, "impressions"))
+        assert sorted(after) == sorted(ids)
+        assert {n: i for n, i in after.items() if n not in judged} == {n: i for n, i in ids.items() if n not in judged}
+        assert all(after[n] != ids[n] for n in judged)  # replaced by new files
+    # Re-validating a day is idempotent: the same rows as the full run (and the same bytes).
+    assert outputs(daily).keys() == contents.keys()
+    assert all(outputs(daily)[n].equals(t) for n, t in contents.items())
+    again = digests(daily / "raw") | {f"q/{k}": v for k, v in digests(daily / "quarantine").items()}
+    run_days(daily, [day])
+    assert again == digests(daily / "raw") | {f"q/{k}": v for k, v in digests(daily / "quarantine").items()}
+
+
+def test_a_failed_day_run_leaves_raw_and_quarantine_intact(daily, monkeypatch):
+    run_days(daily, None)
+    before = digests(daily / "raw") | {f"q/{k}": v for k, v in digests(daily / "quarantine").items()}
+    original = validation._Validator.validate_file
+
+    def explode_on_impressions(self, table, path, clean_out, quarantine_out):
+        if table == "impressions":  # the entity tables were already re-validated into the temp folders
+            raise RuntimeError("disk full")
+        return original(self, table, path, clean_out, quarantine_out)
+
+    monkeypatch.setattr(validation._Validator, "validate_file", explode_on_impressions)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_days(daily, [day_of(day_parts(daily / "landing")[3])])
+    assert before == digests(daily / "raw") | {f"q/{k}": v for k, v in digests(daily / "quarantine").items()}
+    assert sorted(p.name for p in daily.iterdir()) == ["landing", "quarantine", "raw"]  # no temp leftovers
+
+
+def test_all_landed_days_is_a_full_validation_that_drops_days_gone_from_landing(daily):
+    run_days(daily, None)
+    gone = day_parts(daily / "landing")[-1]
+    gone.unlink()
+    days = [day_of(p) for p in day_parts(daily / "landing")]
+    report = run_days(daily, days)
+    assert report.full and report.validated_days == days
+    for folder in ("raw", "quarantine"):
+        assert not (table_path(daily / folder, "impressions") / gone.name).exists()
+
+
+def test_a_day_that_never_landed_is_a_clear_error(daily):
+    run_days(daily, None)
+    with pytest.raises(ContractError, match=r"2001-01-01.*land them first"):
+        run_days(daily, ["2001-01-01"])
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        run_days(daily, ["2001-01"])
+
+
+def test_a_day_run_after_the_single_file_quarantine_layout_is_a_full_one(daily):
+    run_days(daily, None)
+    quarantine = table_path(daily / "quarantine", "impressions")
+    merged = pq.read_table(quarantine)
+    shutil.rmtree(quarantine)
+    pq.write_table(merged, daily / "quarantine" / "impressions.parquet")  # as written before per-day parts
+    report = run_days(daily, [day_of(day_parts(daily / "landing")[2])])
+    assert report.full
+    assert not (daily / "quarantine" / "impressions.parquet").exists() and quarantine.is_dir()

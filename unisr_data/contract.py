@@ -107,3 +107,10 @@ class ImpressionWriter:
         pq.write_table(chunk.select(schema.names).cast(schema), self.dir / f"part-{self.parts:05d}.parquet")
         self.parts += 1
         self.rows += chunk.num_rows
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows in a parquet file or a folder of parquet parts, from the footers only (0 when absent)."""
+    if path.is_dir():
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(path.glob("*.parquet")))
+    return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0

@@ -2,16 +2,23 @@
 
 Landing files may have loose types (timestamps as strings, labels as int64, text as binary): every column is
 cast leniently with DuckDB (`TRY_CAST`, `try(decode(...))`) and a row whose value does not fit the contract
-goes to `quarantine/<table>.parquet` with one reason token (docs/data-contract.md). Impressions are processed
-part by part; the only cross-part state is the (usually tiny) list of duplicate impression ids, found by one
-DuckDB aggregation that spills to disk, so memory stays bounded for 10M+ rows.
-Everything is written to temporary folders and swapped in at the end, so a failure leaves the previous
-raw/ and quarantine/ intact, and re-running on the same landing/ gives byte-identical files.
+goes to quarantine/ with one reason token (docs/data-contract.md). Quarantine mirrors raw/: one file per entity
+table, and one part per landing impression part (`quarantine/impressions/part-<day>.parquet`), so re-validating
+a day replaces exactly that day's clean and quarantined rows.
+
+A full validation (`days=None`) judges every landing file. A daily run passes its `days`: only those days'
+impression parts, `part-undated.parquet` and the (small, snapshot) entity tables are judged; other days' raw
+and quarantine parts are left untouched. The only cross-part state is the list of duplicate impression ids,
+found by one DuckDB aggregation that spills to disk, so memory stays bounded for 10M+ rows.
+Everything is written to temporary folders and swapped in at the end (the whole folders for a full run, file
+by file for a daily one), so a failure leaves the previous raw/ and quarantine/ intact, and re-running on the
+same landing/ gives byte-identical files.
 """
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +27,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unisr_data.contract import PRIMARY_KEYS, ROLES, SCHEMAS, TABLES, TASKS, ContractError, table_path
+from unisr_data.contract import PRIMARY_KEYS, ROLES, SCHEMAS, SINGLE_FILE_TABLES, TASKS, ContractError, table_path
+from unisr_data.landing import DAY, UNDATED, landed_days
 from unisr_data.sanity import TIME_OUT_OF_RANGE, EventTimeWindow
 from unisr_data.sql import sql_identifier, sql_string, sql_timestamptz
 
@@ -43,14 +51,26 @@ class TableReport:
 
 @dataclass
 class ValidationReport:
-    """Per-table counts of one validation run."""
+    """Per-table counts of the landing files one validation run judged (for impressions: the validated days'
+    parts and `part-undated.parquet`; every part when `full`)."""
 
     tables: dict[str, TableReport]
+    #: Impression days (`YYYY-MM-DD`, sorted) whose landing part was judged: every landed day when `full`.
+    validated_days: list[str] = field(default_factory=list)
+    #: Whether every landing file was judged and raw/ + quarantine/ rebuilt from scratch.
+    full: bool = True
+
+    @property
+    def validated_landing_rows(self) -> int:
+        """Landing rows judged in this run, all tables together."""
+        return sum(r.landing for r in self.tables.values())
 
     def to_dict(self) -> dict:
-        """JSON-ready: {"tables": {table: {"landing", "clean", "quarantined", "by_reason"}}}."""
+        """JSON-ready: {"tables": {table: {"landing", "clean", "quarantined", "by_reason"}}, "validated_days",
+        "full"}."""
         return {"tables": {t: {"landing": r.landing, "clean": r.clean, "quarantined": r.quarantined,
-                               "by_reason": dict(sorted(r.by_reason.items()))} for t, r in self.tables.items()}}
+                               "by_reason": dict(sorted(r.by_reason.items()))} for t, r in self.tables.items()},
+                "validated_days": list(self.validated_days), "full": self.full}
 
     def quarantine_share(self, table: str) -> float:
         """Quarantined rows / landing rows of `table` (0.0 when nothing landed)."""
@@ -67,6 +87,11 @@ def quarantine_share_exceeded(report: ValidationReport, max_share: float) -> dic
 def quarantine_schema(table: str) -> pa.Schema:
     """Landing columns as strings, then `_reason`, `_source_file`, `_row` (row number in the source file)."""
     return pa.schema([(name, pa.string()) for name in SCHEMAS[table].names] + QUARANTINE_META)
+
+
+def impression_part_names(days: Sequence[str]) -> list[str]:
+    """The impression part file names a validation of `days` judges: the days' parts and the undated part."""
+    return sorted({f"part-{d}.parquet" for d in days} | {UNDATED})
 
 
 def _source_files(landing_dir: Path, table: str) -> list[Path]:
@@ -210,8 +235,9 @@ class _Validator:
         return (f"WITH typed AS (SELECT s.file_row_number AS _row, {cols} FROM {source} s{joins}) "
                 f"SELECT _row, {', '.join(_q(c) for c in schema.names)}, CASE {reason} END AS _reason FROM typed")
 
-    def validate_file(self, table: str, path: Path, clean_out: Path, quarantine: pq.ParquetWriter) -> TableReport:
-        """Judge one landing file: clean rows to `clean_out`, bad rows appended to `quarantine`."""
+    def validate_file(self, table: str, path: Path, clean_out: Path, quarantine_out: Path) -> TableReport:
+        """Judge one landing file: clean rows to `clean_out`, bad rows to `quarantine_out` (written even when
+        empty, so a re-validation replaces the file's previous quarantined rows)."""
         schema = SCHEMAS[table]
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE judged AS {self._judged_sql(table, path)}")
         clean = self.con.execute(
@@ -229,32 +255,32 @@ class _Validator:
             f"ORDER BY j._row",
             [source_file],
         ).fetch_arrow_table()
-        if bad.num_rows:
-            quarantine.write_table(bad.cast(quarantine.schema))
+        quarantine_out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(bad.cast(quarantine_schema(table)), quarantine_out)
         by_reason = {str(v["values"]): int(v["counts"]) for v in bad.column("_reason").value_counts().to_pylist()}
         landing = pq.ParquetFile(path).metadata.num_rows
         self.con.execute("DROP TABLE judged")
         return TableReport(landing, clean.num_rows, bad.num_rows, by_reason)
 
-    def validate_table(self, table: str) -> TableReport:
-        """Validate every landing file of `table`; asserts landing = clean + quarantined."""
-        files = _source_files(self.landing_dir, table)
-        _check_columns(files, table)
+    def validate_table(self, table: str, files: list[Path], prior_parts: Sequence[Path] = ()) -> TableReport:
+        """Validate the landing `files` of `table`; asserts landing = clean + quarantined over them.
+
+        `prior_parts`: raw and quarantine impression parts validated earlier and not re-judged now; their ids
+        count as earlier occurrences for the duplicate rule.
+        """
         if table == "impressions":
-            self._find_duplicate_impressions(files)
+            self._find_duplicate_impressions(files, prior_parts)
         total = TableReport()
-        self.quarantine_tmp.mkdir(parents=True, exist_ok=True)
-        with pq.ParquetWriter(self.quarantine_tmp / f"{table}.parquet", quarantine_schema(table)) as writer:
-            for path in files:
-                out = table_path(self.raw_tmp, table)
-                if table == "impressions":
-                    out = out / path.name
-                part = self.validate_file(table, path, out, writer)
-                total.landing += part.landing
-                total.clean += part.clean
-                total.quarantined += part.quarantined
-                for reason, n in part.by_reason.items():
-                    total.by_reason[reason] = total.by_reason.get(reason, 0) + n
+        for path in files:
+            raw_out, quarantine_out = table_path(self.raw_tmp, table), table_path(self.quarantine_tmp, table)
+            if table == "impressions":
+                raw_out, quarantine_out = raw_out / path.name, quarantine_out / path.name
+            part = self.validate_file(table, path, raw_out, quarantine_out)
+            total.landing += part.landing
+            total.clean += part.clean
+            total.quarantined += part.quarantined
+            for reason, n in part.by_reason.items():
+                total.by_reason[reason] = total.by_reason.get(reason, 0) + n
         if total.landing != total.clean + total.quarantined:
             raise AssertionError(f"{table}: landing rows {total.landing} != clean {total.clean} + quarantined "
                                  f"{total.quarantined}; validation lost rows, please report this bug")
@@ -267,25 +293,41 @@ class _Validator:
                              [str(table_path(self.raw_tmp, "items"))])
         return total
 
-    def _find_duplicate_impressions(self, files: list[Path]) -> None:
-        """Rows whose impression id already appeared earlier (file order, then row order): all but the first."""
+    def _find_duplicate_impressions(self, files: list[Path], prior_parts: Sequence[Path]) -> None:
+        """Rows of `files` whose impression id already appeared earlier: all but the first occurrence, in
+        (part file name, row) order over `files` and the already validated `prior_parts`.
+
+        A prior part (raw or quarantine) holds every row of its landing part with its id, so judging day D
+        against the parts sorted before it gives the same answer as judging all days at once, provided the
+        days are validated in order.
+        """
         paths = [str(p) for p in files]
-        key = "CAST(impression_id AS VARCHAR)"
+        source_type = self.con.execute(
+            "SELECT column_type FROM (DESCRIBE SELECT impression_id FROM read_parquet(?, union_by_name = true))",
+            [paths]).fetchone()[0]
+        key = _typed_expr("impression_id", pa.string(), source_type)
+        ids = (f"SELECT filename, file_row_number, parse_filename(filename) AS part, {key} AS k "
+               f"FROM read_parquet({_sql_list(paths)}, filename = true, file_row_number = true, union_by_name = true)")
+        if prior_parts:
+            # Prior rows rank by their part name only; they are never reported, so their row order is moot.
+            ids += (" UNION ALL SELECT NULL, -1, parse_filename(filename), CAST(impression_id AS VARCHAR) FROM "
+                    f"read_parquet({_sql_list([str(p) for p in prior_parts])}, filename = true, union_by_name = true)")
         self.con.execute(
             f"""CREATE OR REPLACE TABLE dup_rows AS
             WITH repeated AS (
                 -- Aggregating 64-bit hashes, not strings, keeps this pass small; collisions only add candidates.
-                SELECT hash({key}) AS h FROM read_parquet(?, union_by_name = true)
-                WHERE impression_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1
+                SELECT hash(k) AS h FROM ({ids}) WHERE k IS NOT NULL GROUP BY 1 HAVING count(*) > 1
             ), ranked AS (
                 SELECT filename, file_row_number,
-                       row_number() OVER (PARTITION BY {key} ORDER BY filename, file_row_number) AS rank
-                FROM read_parquet(?, filename = true, file_row_number = true, union_by_name = true)
-                WHERE impression_id IS NOT NULL AND hash({key}) IN (SELECT h FROM repeated)
+                       row_number() OVER (PARTITION BY k ORDER BY part, file_row_number) AS rank
+                FROM ({ids}) WHERE k IS NOT NULL AND hash(k) IN (SELECT h FROM repeated)
             )
-            SELECT filename, file_row_number FROM ranked WHERE rank > 1""",
-            [paths, paths],
+            SELECT filename, file_row_number FROM ranked WHERE rank > 1 AND filename IS NOT NULL"""
         )
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(sql_string(v) for v in values) + "]"
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
@@ -298,18 +340,64 @@ def _swap_in(tmp: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
-def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path,
-             time_window: EventTimeWindow | None = None) -> ValidationReport:
-    """Validate all landing tables into `raw_dir` (clean, contract schema) and `quarantine_dir` (bad rows).
+def _swap_in_files(tmp: Path, target: Path) -> None:
+    """Move each file of `tmp` to the same place under `target` with one atomic rename, then drop `tmp`:
+    files of `target` that `tmp` lacks (other days' parts) are left untouched."""
+    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        dest = target / path.relative_to(tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+    shutil.rmtree(tmp)
 
-    Impression and item times outside `time_window` (default 1990-01-01 to now + 1 day) are quarantined as
-    `time_out_of_range`.
+
+def _impressions_to_judge(landing_dir: Path, raw_dir: Path, quarantine_dir: Path,
+                          days: Sequence[str] | None) -> tuple[list[Path], list[str], bool]:
+    """(landing impression parts to judge, their days, whether this is a full validation).
+
+    `days` covering every landed day is a full validation (it also drops parts of days no longer in landing),
+    and so is a first validation or one over the older single-file quarantine layout.
+    """
+    files = _source_files(landing_dir, "impressions")
+    landed = landed_days(landing_dir)
+    if days is None:
+        return files, landed, True
+    days = sorted(set(days))
+    malformed = [d for d in days if not DAY.match(d)]
+    if malformed:
+        raise ValueError(f"days must look like YYYY-MM-DD, got {malformed[:5]}")
+    missing = sorted(set(days) - set(landed))
+    if missing:
+        raise ContractError(f"no landing impressions for day(s) {missing[:5]}; land them first (landing_data)",
+                            file=table_path(landing_dir, "impressions"))
+    validated_before = all(table_path(d, "impressions").is_dir() for d in (raw_dir, quarantine_dir))
+    if set(landed) <= set(days) or not validated_before:
+        return files, landed, True
+    names = set(impression_part_names(days))
+    return [f for f in files if f.name in names], days, False
+
+
+def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path, time_window: EventTimeWindow | None = None,
+             days: Sequence[str] | None = None) -> ValidationReport:
+    """Validate landing tables into `raw_dir` (clean, contract schema) and `quarantine_dir` (bad rows).
+
+    `days=None` judges every landing file and rebuilds both folders. With `days` (`YYYY-MM-DD`), only those
+    days' impression parts, `part-undated.parquet` and the entity tables are judged and replaced; other days'
+    parts stay as they are. An impression id is a duplicate when it appeared earlier in its part or in any part
+    sorted before it, so validating days in order gives exactly the full validation's files. Impression and
+    item times outside `time_window` (default 1990-01-01 to now + 1 day) are quarantined as `time_out_of_range`.
     """
     landing_dir, raw_dir, quarantine_dir = Path(landing_dir), Path(raw_dir), Path(quarantine_dir)
     window = (time_window or EventTimeWindow()).bounds()
+    impression_files, validated_days, full = _impressions_to_judge(landing_dir, raw_dir, quarantine_dir, days)
+    files = {table: _source_files(landing_dir, table) for table in SINGLE_FILE_TABLES}
+    files["impressions"] = impression_files
     # Fail fast on missing files/columns before any work.
-    for table in TABLES:
-        _check_columns(_source_files(landing_dir, table), table)
+    for table, paths in files.items():
+        _check_columns(paths, table)
+    judged = {p.name for p in impression_files}
+    prior_parts = [] if full else [
+        p for folder in (table_path(raw_dir, "impressions"), table_path(quarantine_dir, "impressions"))
+        for p in sorted(folder.glob("*.parquet")) if p.name not in judged]
     raw_tmp = raw_dir.with_name(f".{raw_dir.name}.tmp-{os.getpid()}")
     quarantine_tmp = quarantine_dir.with_name(f".{quarantine_dir.name}.tmp-{os.getpid()}")
     work_dir = raw_dir.with_name(f".validation-spill-{os.getpid()}")
@@ -319,7 +407,7 @@ def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path,
     validator = _Validator(landing_dir, raw_tmp, quarantine_tmp, work_dir, window)
     try:
         # Order matters: impressions are checked against the clean domains and items.
-        reports = {table: validator.validate_table(table)
+        reports = {table: validator.validate_table(table, files[table], prior_parts)
                    for table in ("domains", "users", "items", "queries", "impressions")}
     except BaseException:
         shutil.rmtree(raw_tmp, ignore_errors=True)
@@ -328,6 +416,12 @@ def validate(landing_dir: Path, raw_dir: Path, quarantine_dir: Path,
     finally:
         validator.close()
         shutil.rmtree(work_dir, ignore_errors=True)
-    _swap_in(raw_tmp, raw_dir)
-    _swap_in(quarantine_tmp, quarantine_dir)
-    return ValidationReport(reports)
+    if full:
+        _swap_in(raw_tmp, raw_dir)
+        _swap_in(quarantine_tmp, quarantine_dir)
+    else:
+        # Each file is replaced atomically; a crash between two renames leaves every file whole (old or new),
+        # and re-running the same days finishes the job.
+        _swap_in_files(raw_tmp, raw_dir)
+        _swap_in_files(quarantine_tmp, quarantine_dir)
+    return ValidationReport(reports, validated_days, full)

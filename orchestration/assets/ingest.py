@@ -13,9 +13,9 @@ from dagster import (
     multi_asset,
 )
 
-from orchestration.partitions import impression_days
+from orchestration.partitions import impression_days, run_days
 from orchestration.resources import UnisrSettings
-from unisr_data.contract import TABLES, table_path
+from unisr_data.contract import TABLES, parquet_rows, table_path
 
 GROUP = "ingest"
 #: Raw tables carry the keys dbt's `raw` source maps to, so lineage runs landing → raw → dbt.
@@ -108,11 +108,21 @@ def landing_data(context: AssetExecutionContext, settings: UnisrSettings) -> Mat
     ],
 )
 def raw_tables(context: AssetExecutionContext, settings: UnisrSettings):
-    """Validate landing/ into raw/ (clean) and quarantine/ (bad rows with a reason); nothing is dropped."""
+    """Validate landing/ into raw/ (clean) and quarantine/ (bad rows with a reason); nothing is dropped.
+
+    Unpartitioned, but it runs inside the partitioned jobs: a daily run validates only its day(s) (other days
+    were validated when they landed); a run over every landed day, or outside a partitioned job, validates all.
+    """
+    from unisr_data.landing import landed_days
     from unisr_data.validation import validate
 
     paths = settings.paths
-    report = validate(paths.landing_dir, paths.raw_dir, paths.quarantine_dir, time_window=settings.time_window())
+    days = run_days(context, landed_days(paths.landing_dir))
+    report = validate(paths.landing_dir, paths.raw_dir, paths.quarantine_dir, time_window=settings.time_window(),
+                      days=days)
+    validated = report.validated_days
+    context.log.info(f"validated {'every landing file' if report.full else f'{len(validated)} day(s)'}: "
+                     f"{report.validated_landing_rows} landing rows judged")
     summary = report.to_dict()
     for table, key in RAW_KEYS.items():
         stats = summary["tables"][table]
@@ -120,11 +130,18 @@ def raw_tables(context: AssetExecutionContext, settings: UnisrSettings):
             asset_key=key,
             metadata={
                 "path": MetadataValue.path(str(table_path(paths.raw_dir, table))),
-                "dagster/row_count": int(stats["clean"]),
-                "landing_rows": int(stats["landing"]),
+                # The whole clean table, not just what this run judged.
+                "dagster/row_count": parquet_rows(table_path(paths.raw_dir, table)),
+                "full_validation": report.full,
+                "validated_days": len(validated),
+                "first_validated_day": validated[0] if validated else "",
+                "last_validated_day": validated[-1] if validated else "",
+                # The days themselves, for the checks to look at only their parts (none needed when full).
+                "validated_day_list": MetadataValue.json([] if report.full else validated),
+                "validated_landing_rows": int(stats["landing"]),
                 "quarantined_rows": int(stats["quarantined"]),
                 "quarantined_by_reason": MetadataValue.json(stats.get("by_reason", {})),
-                "quarantine_file": MetadataValue.path(str(paths.quarantine_dir / f"{table}.parquet")),
+                "quarantine_path": MetadataValue.path(str(table_path(paths.quarantine_dir, table))),
             },
         )
 
