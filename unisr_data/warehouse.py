@@ -1,9 +1,13 @@
 """The dbt-duckdb warehouse of a dataset: run the dbt project in-process, export its marts to parquet, read them."""
 from __future__ import annotations
 
+import calendar
 import json
 import os
+import re
+from collections.abc import Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -35,11 +39,37 @@ DATASET_SPLIT_VARS = {
 }
 
 
-def dbt_vars(paths: Paths, **overrides) -> dict:
-    """The `--vars` of a dataset: its absolute raw/ folder, its split vars, plus overrides (test_share, …)."""
+_DAY_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH_KEY = re.compile(r"^\d{4}-\d{2}$")
+
+
+def day_window_vars(days: Sequence[str]) -> dict:
+    """The dbt vars of an incremental build over `days`: `{"days_from": first, "days_to": last}` (ISO dates).
+
+    Keys are days (`YYYY-MM-DD`) or months (`YYYY-MM`, standing for all their days); the window spans the gaps
+    between them too. No keys: `{}` (a build over every day). The window must cover every raw day that changed
+    since the last build (macros/day_window.sql).
+    """
+    bounds: list[date] = []
+    for key in days:
+        if _DAY_KEY.match(key):
+            bounds += [date.fromisoformat(key)] * 2
+        elif _MONTH_KEY.match(key):
+            year, month = int(key[:4]), int(key[5:])
+            bounds += [date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])]
+        else:
+            raise ValueError(f"day window key {key!r} is neither a day (YYYY-MM-DD) nor a month (YYYY-MM)")
+    if not bounds:
+        return {}
+    return {"days_from": min(bounds).isoformat(), "days_to": max(bounds).isoformat()}
+
+
+def dbt_vars(paths: Paths, days: Sequence[str] | None = None, **overrides) -> dict:
+    """The `--vars` of a dataset: its absolute raw/ folder, its split vars, the day window of `days` (None: all
+    days; see `day_window_vars`), plus overrides (test_share, …)."""
     return {"raw_dir": str(Path(paths.raw_dir).resolve()), "behaviour_length": BEHAVIOUR_LENGTH,
             "behaviour_query_length": BEHAVIOUR_QUERY_LENGTH, **DATASET_SPLIT_VARS.get(paths.dataset, {}),
-            **overrides}
+            **day_window_vars(days or ()), **overrides}
 
 
 def dbt_run_dir(paths: Paths) -> Path:

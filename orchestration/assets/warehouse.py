@@ -8,6 +8,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from orchestration.partitions import covers_all, run_partition_keys
 from orchestration.resources import UnisrSettings
 from unisr_data.child_processes import write_exec_wrapper
 from unisr_data.paths import REPO_ROOT, Paths
@@ -61,16 +62,35 @@ def tied_dbt(dbt: DbtCliResource, paths: Paths) -> DbtCliResource:
     return dbt.model_copy(update={"dbt_executable": str(wrapper)})
 
 
-@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=UnisrDbtTranslator())
-def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settings: UnisrSettings):
-    """`dbt build`: staging and marts in DuckDB, with their YAML and row-conservation tests."""
+def dbt_build_args(paths: Paths, keys: list[str] | None) -> list[str]:
+    """The `dbt build` arguments of a run over partition `keys` (days or months; None: an unpartitioned run):
+    the keys' day window when they leave out some landed day, else a `--full-refresh` build over every day."""
+    from unisr_data.landing import landed_days
+    from unisr_data.partitions import days_of
     from unisr_data.warehouse import dbt_vars
 
+    raw_days = landed_days(paths.raw_dir)
+    if covers_all(None if keys is None else days_of(keys, raw_days), raw_days):
+        return ["build", "--full-refresh", "--vars", json.dumps(dbt_vars(paths))]
+    return ["build", "--vars", json.dumps(dbt_vars(paths, days=keys))]
+
+
+@dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=UnisrDbtTranslator())
+def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settings: UnisrSettings):
+    """`dbt build`: staging and marts in DuckDB, with their YAML and row-conservation tests.
+
+    A run over some of the landed days (a daily tick, a range backfill) rebuilds the incremental models for its
+    day window only (dbt_project/macros/day_window.sql); a run over every landed day, or an unpartitioned one,
+    rebuilds everything with `--full-refresh`.
+    """
     paths = settings.paths
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    # This multi-asset is unpartitioned inside a partitioned job: the run's tags name its partition keys.
+    args = dbt_build_args(paths, run_partition_keys(context))
+    context.log.info(f"dbt {' '.join(args)}")
     # The dbt subprocess reads the warehouse file from the environment (profiles.yml).
     os.environ["UNISR_WAREHOUSE"] = str(paths.warehouse)
-    yield from tied_dbt(dbt, paths).cli(["build", "--vars", json.dumps(dbt_vars(paths))], context=context).stream()
+    yield from tied_dbt(dbt, paths).cli(args, context=context).stream()
 
 
 def mart_keys() -> list[AssetKey]:

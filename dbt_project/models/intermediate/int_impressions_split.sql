@@ -4,6 +4,8 @@
 -- that; pretrain valid is the last `pretrain_valid_share` of the pretrain domains' impressions. A dataset over
 -- weeks and one over decades get splits of the same relative size. A cut is an event time (`quantile_disc`):
 -- rows strictly after it go to the later split, so impressions of one instant never straddle two splits.
+-- A full table even on a day-window build (macros/day_window.sql): a new day moves the quantile cuts, so rows of
+-- older days can change split; it and the sample marts are projections of stg_impressions, cheap to rebuild.
 with joined as (
     select
         i.*,

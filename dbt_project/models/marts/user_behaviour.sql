@@ -7,21 +7,37 @@
 -- Rows exist on each of the `window + 1` days after a day of activity, so the last row of a quiet spell already
 -- has zero window counts: the latest row at or before any time is that time's exact snapshot (Feast's
 -- point-in-time join with no TTL reproduces it).
+-- Incremental by day (macros/day_window.sql): events of day D change the user's rows of every day after D (the
+-- click count and the last clicks/queries are cumulative), and rows exist up to D + window + 1, so a window build
+-- over days [F, T] recomputes the rows from day F + 1 on, for the users with a row there, from their whole click
+-- and search history (only those users' events are read before F - window).
 {% set window = var('feature_window_days') %}
 {% set n_items = var('behaviour_length') %}
 {% set n_queries = var('behaviour_query_length') %}
+{{ config(materialized='incremental', incremental_strategy='day_window',
+          day_window={'column': 'event_timestamp', 'start': 1, 'end': none, 'timestamp': true}) }}
 
 with calendar as (
-    select distinct a.user_id, cast(a.event_day + o.offset_days as date) as feature_day
-    from {{ ref('stg_impressions') }} as a
-    cross join (select cast(unnest(range(1, {{ window }} + 2)) as integer) as offset_days) as o
+    select * from (
+        select distinct a.user_id, cast(a.event_day + o.offset_days as date) as feature_day
+        from {{ ref('stg_impressions') }} as a
+        cross join (select cast(unnest(range(1, {{ window }} + 2)) as integer) as offset_days) as o
+        where {{ in_day_window('a.event_day', start=-window, end=none) }}
+    )
+    where {{ in_day_window('feature_day', start=1, end=none) }}
 ),
+
+{#- Only the calendar's users' history is read on a window build; everyone's on a full build. -#}
+{% set calendar_users -%}
+    {%- if day_window_active() %} and user_id in (select user_id from calendar){% endif -%}
+{%- endset %}
 
 numbered_clicks as (
     select
         *,
         row_number() over (partition by user_id order by event_time, item_id, domain_id) as click_no
     from {{ ref('int_user_clicks') }}
+    where true {{ calendar_users }}
 ),
 
 -- The running sequence after each click; of clicks sharing a timestamp only the last carries the sequence, so the
@@ -48,7 +64,7 @@ requests as (
     from (
         select user_id, request_id, min(event_time) as event_time, min(query_id) as query_id
         from {{ ref('stg_impressions') }}
-        where query_id is not null
+        where query_id is not null {{ calendar_users }}
         group by user_id, request_id
     )
 ),
@@ -66,7 +82,7 @@ query_sequences as (
 day_category_clicks as (
     select user_id, event_day, category, count(*) as clicks
     from {{ ref('int_user_clicks') }}
-    where category is not null
+    where category is not null and {{ in_day_window('event_day', start=-window, end=none) }}
     group by all
 ),
 
@@ -90,6 +106,7 @@ category_lists as (
 day_domain_clicks as (
     select user_id, event_day, domain_id, count(*) as clicks
     from {{ ref('int_user_clicks') }}
+    where {{ in_day_window('event_day', start=-window, end=none) }}
     group by all
 ),
 

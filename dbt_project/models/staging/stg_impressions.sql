@@ -1,5 +1,10 @@
 -- One row per impression_id; a duplicated id keeps its earliest event (then the smallest request/position)
 -- so the tie-break is deterministic. event_time becomes a naive UTC timestamp (day buckets are UTC days).
+-- Incremental by day (macros/day_window.sql): a window build reads only the window's raw rows (the parquet
+-- min/max statistics skip the other days' parts) and replaces the window's days. An id already staged on an
+-- earlier day keeps that earlier row, as a full build would (validation already quarantines such repeats).
+{{ config(materialized='incremental', incremental_strategy='day_window', day_window={'column': 'event_day'}) }}
+
 with typed as (
     select
         cast(impression_id as varchar) as impression_id,
@@ -12,6 +17,7 @@ with typed as (
         cast(position as integer) as position,
         cast(clicked as tinyint) as clicked
     from {{ source('raw', 'impressions') }}
+    where {{ in_day_window('event_time', timestamp=true) }}
 ),
 
 ranked as (
@@ -36,4 +42,8 @@ select
     position,
     clicked
 from ranked
+{% if day_window_active() and var('days_from', none) is not none %}
+anti join (select impression_id from {{ this }} where not {{ in_day_window('event_day', end=none) }}) as earlier
+    using (impression_id)
+{% endif %}
 where rn = 1
