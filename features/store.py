@@ -64,6 +64,9 @@ def apply(store: FeatureStore, paths: Paths) -> list[str]:
     return [o.name for o in objects]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def _entities_in_range(path: str, key: str, start: datetime, end: datetime) -> int:
     # materialize writes the latest row per entity within [start, end): count those entities
     query = (f"SELECT count(DISTINCT {key}) FROM read_parquet(?) "
@@ -72,18 +75,76 @@ def _entities_in_range(path: str, key: str, start: datetime, end: datetime) -> i
         return int(con.execute(query, [path, start, end]).fetchone()[0])
 
 
+def _join_keys() -> dict[str, str]:
+    return ({v: key for v, (_, key, _) in SPARSE_VIEWS.items()} | {v: key for v, (_, key, _) in EMBEDDING_VIEWS.items()}
+            | {BEHAVIOUR_VIEW: "user_id"})
+
+
+def _check_aware(**stamps: datetime | None) -> None:
+    naive = {name: t for name, t in stamps.items() if t is not None and t.tzinfo is None}
+    if naive:
+        raise ValueError(f"materialize needs timezone-aware datetimes, got {naive!r}")
+
+
 def materialize(store: FeatureStore, end: datetime, start: datetime | None = None) -> dict[str, int]:
     """Load rows with event_timestamp in [start, end) into the online store; returns entities written per view.
 
     `start` defaults to the epoch (everything up to `end`), so the first run fills the store completely.
     """
-    start = start or datetime(1970, 1, 1, tzinfo=timezone.utc)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError(f"materialize needs timezone-aware datetimes, got start={start!r} end={end!r}")
+    start = start or EPOCH
+    _check_aware(start=start, end=end)
     store.materialize(start_date=start, end_date=end)
-    keys = ({v: key for v, (_, key, _) in SPARSE_VIEWS.items()} | {v: key for v, (_, key, _) in EMBEDDING_VIEWS.items()}
-            | {BEHAVIOUR_VIEW: "user_id"})
+    keys = _join_keys()
     written = {}
     for view in store.list_feature_views():
         written[view.name] = _entities_in_range(view.batch_source.path, keys[view.name], start, end)
     return written
+
+
+def materialize_incremental(store: FeatureStore, end: datetime, since: datetime | None = None) -> dict[str, dict]:
+    """Load each view's rows from where its last materialization ended up to `end`; the interval loaded per view.
+
+    Returns {view: {"mode", "start", "end", "entities"}} (ISO times; entities = distinct keys with rows in the
+    interval, the entities whose online row was (re)written). Modes:
+    - "full": a view never materialized loads [epoch, end). Feast's own `materialize_incremental` would start it
+      at now - ttl, or now - 52 weeks for ttl 0 (user_behaviour, the text embeddings), and miss older history.
+    - "incremental": Feast's `materialize_incremental`, from the view's most recent end (kept in the registry
+      across `apply`), when nothing before it changed.
+    - "restate": [since, end) when `since` (the first day a run rebuilt in the marts) lies before the last end. The
+      day-keyed marts hold rows up to window + 1 days after the last activity, so the last end is already past the
+      newest day; a rebuilt day rewrites rows from that day on (an item's first row, stamped at its creation, may
+      have no later row to carry it), and only restating from `since` is sure to load them. A daily tick therefore
+      restates from its day: about window + 1 days of rows, not all history.
+    - "up_to_date": the view was already materialized to `end` and nothing before it changed.
+    The text-embedding views always load in full: their timestamps are item creation times and a fixed epoch for
+    queries, not arrival times, so an interval after the last end would never load a new query's vector.
+    """
+    _check_aware(end=end, since=since)
+    plan: dict[str, tuple[str, datetime]] = {}
+    for view in store.list_feature_views():
+        last = view.most_recent_end_time
+        last = last.replace(tzinfo=timezone.utc) if last is not None and last.tzinfo is None else last
+        if last is None or view.name in EMBEDDING_VIEWS:
+            plan[view.name] = ("full", EPOCH)
+        elif since is not None and since < last:
+            plan[view.name] = ("restate", since)
+        elif last >= end:
+            plan[view.name] = ("up_to_date", end)
+        else:
+            plan[view.name] = ("incremental", last)
+    by_start: dict[datetime, list[str]] = {}
+    for view, (mode, start) in plan.items():
+        if mode in ("full", "restate"):
+            by_start.setdefault(start, []).append(view)
+    for start, views in sorted(by_start.items()):
+        store.materialize(start_date=start, end_date=end, feature_views=sorted(views))
+    incremental = sorted(v for v, (mode, _) in plan.items() if mode == "incremental")
+    if incremental:
+        store.materialize_incremental(end_date=end, feature_views=incremental)
+    keys = _join_keys()
+    sources = {view.name: view.batch_source.path for view in store.list_feature_views()}
+    return {
+        view: {"mode": mode, "start": start.isoformat(), "end": end.isoformat(),
+               "entities": 0 if mode == "up_to_date" else _entities_in_range(sources[view], keys[view], start, end)}
+        for view, (mode, start) in sorted(plan.items())
+    }

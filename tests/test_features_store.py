@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from feature_fixture import COLD_USER, DAY0, behaviour_of, write_feature_fixture
 from features.definitions import BEHAVIOUR_FEATURES, RANKING_SERVICE, TRAINING_SERVICE, feature_columns
 from features.online import OnlineFeatureReader
-from features.store import apply, feature_store, materialize
-from features.training_set import build_training_folder
+from features.store import apply, feature_store, materialize, materialize_incremental
+from features.training_set import SPLITS, _read_split, _to_training_table, build_training_folder, join_features
 from unisr_data.paths import Paths
 
 
@@ -263,3 +266,141 @@ def test_training_folder_carries_behaviour(store, fx, tmp_path):
             assert math.isnan(row.num_beh_category_share)
         else:
             assert row.num_beh_category_share == pytest.approx(share)
+
+
+def _online_rows(store, fx) -> dict:
+    ids = {"user_id": fx.users + ["u:404"], "item_id": fx.items + ["i:404"], "query_id": fx.queries + ["q:404"]}
+    out = {}
+    for view in store.list_feature_views():
+        key = view.entity_columns[0].name
+        refs = [f"{view.name}:{f.name}" for f in view.features]
+        got = store.get_online_features(features=refs, entity_rows=[{key: i} for i in ids[key]]).to_dict()
+        out[view.name] = {f: [_plain(v) if v is not None else None for v in values] for f, values in got.items()}
+    return out
+
+
+def test_incremental_materialization_loads_only_the_new_interval_and_equals_a_full_one(tmp_path):
+    fx = write_feature_fixture(Paths(tmp_path / "incremental", "fx"), n_days=5)
+    ref = write_feature_fixture(Paths(tmp_path / "full", "fx"), n_days=5)  # the same data (same seed)
+    inc, full = feature_store(fx.paths), feature_store(ref.paths)
+    apply(inc, fx.paths)
+    apply(full, ref.paths)
+    yesterday = DAY0 + timedelta(days=fx.n_days - 1)  # after the rows of days 0 .. n-2
+
+    first = materialize_incremental(inc, end=yesterday)
+    # never materialized: all history, also for the no-TTL views Feast alone would start a year before now
+    assert {v["mode"] for v in first.values()} == {"full"}
+    assert {v["start"] for v in first.values()} == {"1970-01-01T00:00:00+00:00"}
+    assert first["user_behaviour"]["entities"] == len(fx.users)
+    apply(inc, fx.paths)  # the daily re-apply keeps the materialization intervals
+    assert {v.name: v.most_recent_end_time for v in inc.list_feature_views()} == {n: yesterday for n in first}
+
+    second = materialize_incremental(inc, end=fx.end)
+    for view in ("user_features", "item_features", "query_features", "user_behaviour"):
+        assert second[view]["mode"] == "incremental"
+        assert (second[view]["start"], second[view]["end"]) == (yesterday.isoformat(), fx.end.isoformat())
+    # entities with a row on the new day: every user and query, the items live by then
+    assert second["user_behaviour"]["entities"] == second["user_features"]["entities"] == len(fx.users)
+    assert second["item_features"]["entities"] == len(fx.items)
+    assert second["item_text_embedding"]["mode"] == "full"  # stamped at creation, not arrival: always in full
+    materialize(full, end=fx.end)
+    assert _online_rows(inc, fx) == _online_rows(full, ref)
+
+    again = materialize_incremental(inc, end=fx.end)
+    assert again["user_features"] == {"mode": "up_to_date", "start": fx.end.isoformat(), "end": fx.end.isoformat(),
+                                      "entities": 0}
+    restated = materialize_incremental(inc, end=fx.end, since=yesterday - timedelta(days=1))
+    assert restated["user_behaviour"]["mode"] == "restate"
+    assert restated["user_behaviour"]["start"] == (yesterday - timedelta(days=1)).isoformat()
+    assert _online_rows(inc, fx) == _online_rows(full, ref)
+
+
+def _day_key(d: int) -> str:
+    return (DAY0 + timedelta(days=d)).date().isoformat()
+
+
+def _keep_days_before(paths: Paths, last: int) -> None:
+    """The marts as they stood before day `last` landed: no rows from it on, splits recut over the shorter span."""
+    before = pd.Timestamp(DAY0 + timedelta(days=last))
+    for path in paths.marts_dir.glob("*.parquet"):
+        table = pq.read_table(path)
+        stamps = table["event_timestamp"]
+        pq.write_table(table.filter(pc.less(stamps, pa.scalar(before, stamps.type))), path)
+    day = lambda t: (t - pd.Timestamp(DAY0)).days  # noqa: E731
+    pre = pq.read_table(paths.marts_dir / "samples_pretrain.parquet")
+    split = ["valid" if day(t) == last - 1 else "train" for t in pre["event_timestamp"].to_pandas()]
+    pq.write_table(pre.set_column(pre.schema.get_field_index("split"), "split", pa.array(split)),
+                   paths.marts_dir / "samples_pretrain.parquet")
+    cold = pa.concat_tables(pq.read_table(paths.marts_dir / f"samples_coldstart_{s}.parquet") for s in
+                            ("train", "valid", "test"))
+    split = pa.array(["test" if day(t) == last - 1 else "valid" if day(t) == last - 2 else "train"
+                      for t in cold["event_timestamp"].to_pandas()])
+    cold = cold.set_column(cold.schema.get_field_index("split"), "split", split)
+    for s in ("train", "valid", "test"):
+        pq.write_table(cold.filter(pc.equal(cold["split"], s)), paths.marts_dir / f"samples_coldstart_{s}.parquet")
+
+
+def test_training_folders_grow_by_the_new_day_and_equal_a_full_build(tmp_path):
+    fx = write_feature_fixture(Paths(tmp_path / "var", "fx"), n_days=5, n_samples=120)
+    store = feature_store(fx.paths)
+    apply(store, fx.paths)
+    shutil.copytree(fx.paths.marts_dir, tmp_path / "marts_today")
+    last = fx.n_days - 1
+    _keep_days_before(fx.paths, last)
+    for samples in SPLITS:
+        before = build_training_folder(store, fx.paths, samples, tmp_path / "inc" / samples)
+        assert before.days.joined == [_day_key(d) for d in range(last)] and before.days.reused == []
+    shutil.rmtree(fx.paths.marts_dir)
+    shutil.copytree(tmp_path / "marts_today", fx.paths.marts_dir)  # day `last` lands; the splits move
+
+    for samples, splits in SPLITS.items():
+        inc = build_training_folder(store, fx.paths, samples, tmp_path / "inc" / samples, days=[_day_key(last)])
+        assert inc.days.joined == [_day_key(last)]
+        assert inc.days.reused == [_day_key(d) for d in range(last)]
+        full = build_training_folder(store, fx.paths, samples, tmp_path / "full" / samples, refresh=True)
+        assert full.days.joined == [_day_key(d) for d in range(fx.n_days)]
+        assert dict(inc) == dict(full)
+        for split, mart in splits.items():
+            got = pq.read_table(tmp_path / "inc" / samples / f"{split}.parquet")
+            assert got.equals(pq.read_table(tmp_path / "full" / samples / f"{split}.parquet")), (samples, split)
+            # and both equal one point-in-time join of the whole split, the build without a day cache
+            direct = _to_training_table(join_features(store, _read_split(fx.paths, mart, split)))
+            assert got.equals(direct), (samples, split)
+        assert ((tmp_path / "inc" / samples / "meta.json").read_text()
+                == (tmp_path / "full" / samples / "meta.json").read_text())
+
+    # a re-ingested older day is joined again with every later day; untouched days stay cached
+    redo = build_training_folder(store, fx.paths, "coldstart", tmp_path / "inc" / "coldstart", days=[_day_key(2)])
+    assert redo.days.joined == [_day_key(d) for d in range(2, fx.n_days)]
+    unchanged = build_training_folder(store, fx.paths, "coldstart", tmp_path / "inc" / "coldstart")
+    assert unchanged.days.joined == [] and len(unchanged.days.reused) == fx.n_days
+
+
+def test_feature_assets_follow_the_run_partition(tmp_path):
+    """Inside a partitioned run the assets load the run's day on; outside one they rebuild everything."""
+    from dagster import materialize as run
+
+    from orchestration.assets.features import online_features, training_sets
+    from orchestration.resources import FeastResource, UnisrSettings
+
+    settings = UnisrSettings(var_dir=str(tmp_path / "var"))
+    fx = write_feature_fixture(settings.paths, n_days=5)
+    apply(feature_store(fx.paths), fx.paths)
+    resources = {"settings": settings, "feast": FeastResource()}
+
+    def metadata(tags: dict) -> dict:
+        result = run([online_features, training_sets], resources=resources, tags=tags)
+        return {node: {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+                for node in ("online_features", "training_sets")}
+
+    last = {"dagster/partition": _day_key(fx.n_days - 1)}
+    first = metadata(last)  # nothing materialized or cached yet: all history
+    assert first["online_features"]["loaded"]["user_features"]["mode"] == "full"
+    assert first["training_sets"]["days_joined_coldstart"] == fx.n_days
+    again = metadata(last)  # the day re-ingested: only it is joined again, and restated online
+    assert again["online_features"]["loaded"]["user_features"]["mode"] == "restate"
+    assert (again["training_sets"]["days_joined_pretrain"], again["training_sets"]["days_reused_pretrain"]) == (1, 4)
+    assert again["training_sets"]["seconds"] >= 0
+    outside = metadata({})
+    assert outside["online_features"]["loaded"]["user_features"]["mode"] == "full"
+    assert outside["training_sets"]["days_joined_pretrain"] == fx.n_days

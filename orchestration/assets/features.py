@@ -1,11 +1,13 @@
 """Features: Feast apply, online materialization, and point-in-time training sets."""
 
+import time
 from datetime import datetime, timedelta, timezone
 
 from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, MetadataValue, asset, asset_check
 
 from orchestration.assets.embeddings import text_embeddings
 from orchestration.assets.warehouse import mart_exports
+from orchestration.partitions import run_days
 from orchestration.resources import FeastResource, UnisrSettings
 
 GROUP = "features"
@@ -46,21 +48,37 @@ def feast_registry(context: AssetExecutionContext, settings: UnisrSettings, feas
     )
 
 
+def _run_days(context: AssetExecutionContext, paths) -> list[str] | None:
+    """The days the run's partitions cover (sorted `YYYY-MM-DD`); None outside a partitioned run."""
+    from unisr_data.landing import landed_days
+
+    return run_days(context, landed_days(paths.landing_dir))
+
+
 @asset(
     group_name=GROUP,
     deps=[feast_registry],
-    description="Feature values materialized into the Feast online store for ranking.",
+    description="Feature values materialized into the Feast online store for ranking: each view from where its "
+                "last materialization ended (from the run's first day if that is earlier); all history the first "
+                "time and outside a partitioned run.",
 )
 def online_features(context: AssetExecutionContext, settings: UnisrSettings, feast: FeastResource) -> MaterializeResult:
-    from features.store import materialize
+    from features.store import EPOCH, materialize, materialize_incremental
 
     paths = settings.paths
     store = feast.store(paths)
     end = latest_feature_time(paths)
-    written = materialize(store, end=end)
-    context.log.info(f"materialized up to {end}: {written}")
+    days = _run_days(context, paths)
+    if days is None:  # a run outside the partitioned jobs may follow a full dbt build: reload everything
+        loaded = {view: {"mode": "full", "start": EPOCH.isoformat(), "end": end.isoformat(), "entities": n}
+                  for view, n in materialize(store, end=end).items()}
+    else:
+        since = datetime.fromisoformat(days[0]).replace(tzinfo=timezone.utc) if days else None
+        loaded = materialize_incremental(store, end=end, since=since)
+    context.log.info(f"materialized up to {end}: {loaded}")
     return MaterializeResult(
-        metadata={"end": end.isoformat(), "online_store": feast.online, "written": MetadataValue.json(written)}
+        metadata={"end": end.isoformat(), "online_store": feast.online, "loaded": MetadataValue.json(loaded),
+                  "written": MetadataValue.json({view: v["entities"] for view, v in loaded.items()})}
     )
 
 
@@ -68,21 +86,28 @@ def online_features(context: AssetExecutionContext, settings: UnisrSettings, fea
     group_name=GROUP,
     deps=[feast_registry],
     description="Training folders (pretrain; cold-start train/valid/test) from Feast point-in-time historical "
-                "retrieval.",
+                "retrieval, joined per impression day: a partitioned run joins its days (and any later), reuses "
+                "the others from the day cache; a run outside the partitioned jobs rebuilds all.",
 )
 def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast: FeastResource) -> MaterializeResult:
     from features.training_set import build_training_folder
 
     paths = settings.paths
     store = feast.store(paths)
+    days = _run_days(context, paths)
+    started = time.perf_counter()
     counts = {
-        name: build_training_folder(store, paths, name, paths.training_dir / name) for name in ("pretrain", "coldstart")
+        name: build_training_folder(store, paths, name, paths.training_dir / name, days=days, refresh=days is None)
+        for name in ("pretrain", "coldstart")
     }
-    context.log.info(f"training sets: {counts}")
+    context.log.info(f"training sets: {counts}; joined days: { {n: c.days.joined for n, c in counts.items()} }")
     return MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(paths.training_dir)),
             **{f"rows_{name}_{split}": int(n) for name, splits in counts.items() for split, n in splits.items()},
+            **{f"days_joined_{name}": len(c.days.joined) for name, c in counts.items()},
+            **{f"days_reused_{name}": len(c.days.reused) for name, c in counts.items()},
+            "seconds": round(time.perf_counter() - started, 2),
         }
     )
 
