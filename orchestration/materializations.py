@@ -24,3 +24,15 @@ def recorded_path(instance: DagsterInstance, key: AssetKey, name: str = "checkpo
     if not path.exists():
         raise FileNotFoundError(f"{key.to_user_string()}'s {name} {path} is gone: re-materialize it")
     return path
+
+
+def run_elapsed_seconds(instance: DagsterInstance, run_id: str) -> float:
+    """Seconds since the run started (its creation when no start was recorded): the wall time of a run so far,
+    recorded by its last asset so a daily tick's cost shows beside its result."""
+    import time
+
+    record = instance.get_run_record_by_id(run_id)
+    if record is None:
+        raise RuntimeError(f"run {run_id} is not in the instance")
+    start = record.start_time or record.create_timestamp.timestamp()
+    return round(time.time() - start, 1)

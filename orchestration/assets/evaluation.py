@@ -21,7 +21,8 @@ from dagster import (
 from models.model_registry import ModelRegistry
 from orchestration.assets.training import BASELINE_KEYS, coldstart_model, pretrained_model
 from orchestration.lineage import code_version, data_version
-from orchestration.materializations import latest_metadata
+from orchestration.materializations import latest_metadata, run_elapsed_seconds
+from orchestration.partitions import run_partition_keys
 from orchestration.resources import UnisrSettings
 
 GROUP = "evaluation"
@@ -152,6 +153,8 @@ def promoted_model(context: AssetExecutionContext, settings: UnisrSettings) -> M
             "newly_promoted": bool(decision["promote"]),
             "why": MetadataValue.json(decision["reasons"]),
             "coldstart_valid_auc": float(entry.metrics.get("coldstart_valid_auc") or float("nan")),
+            "run_wall_seconds": run_elapsed_seconds(context.instance, context.run_id),
+            "run_partitions": MetadataValue.json((run_partition_keys(context) or [])[:50]),
         }
     )
 
