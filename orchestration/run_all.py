@@ -66,6 +66,20 @@ def run_pipeline(args: argparse.Namespace, instance: DagsterInstance):
     return source, pipeline
 
 
+def run_daily_tick(args: argparse.Namespace, instance: DagsterInstance):
+    """The daily tick from the CLI, as the `daily_finetune` schedule launches it: the `finetune` job for the
+    partition holding `args.daily` (a day; its month for a long-span source), after a pipeline run."""
+    from orchestration.definitions import defs
+    from orchestration.partitions import impression_days
+    from unisr_data.partitions import partition_key_of
+
+    key = partition_key_of(args.daily, instance.get_dynamic_partitions(impression_days.name))
+    if key is None:
+        raise SystemExit(f"--daily {args.daily}: no partition holds that day (run the pipeline first)")
+    return defs.get_job_def("finetune").execute_in_process(
+        instance=instance, run_config=_run_config(args), partition_key=key, tags=owner_tags(), raise_on_error=False)
+
+
 def run_benchmark(args: argparse.Namespace, instance: DagsterInstance):
     """The `benchmark` job (every candidate over several seeds) on the training sets of an earlier run."""
     from orchestration.definitions import defs
@@ -189,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-impressions", type=int, default=0, help="synthetic size (0 = default)")
     parser.add_argument("--epochs", type=int, default=0,
                         help="training epochs for every model (0 = the resource default)")
+    parser.add_argument("--daily", metavar="DAY",
+                        help="run the daily tick (job `finetune`) for the partition holding DAY (YYYY-MM-DD), as the "
+                             "daily_finetune schedule does, instead of the whole pipeline")
     parser.add_argument("--benchmark", action="store_true",
                         help="run the seed benchmark job on the training sets of an earlier run (not the pipeline)")
     parser.add_argument("--benchmark-seeds", default="0,1,2", help="comma-separated seeds of --benchmark")
@@ -214,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     with _quiet(log_path):
         instance = DagsterInstance.get()
         dead = fail_dead_runs(instance)  # runs of an earlier run_all that was killed: FAILURE, not STARTED forever
-        if args.benchmark:
+        if args.daily:
+            results = (None, run_daily_tick(args, instance))
+        elif args.benchmark:
             results = (None, run_benchmark(args, instance))
         elif args.hparam_search:
             results = (None, run_hparam_search(args, instance))
