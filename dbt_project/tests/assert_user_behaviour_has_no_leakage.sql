@@ -32,7 +32,7 @@ recomputed as (
         coalesce(any_value(list_max(r.beh_click_times)), -1) as newest,
         count(e.event_time) as expected_clicks,
         count(e.event_time) filter (where e.event_time >= r.d - to_days({{ window }})) as expected_window_clicks,
-        coalesce(max(cast(epoch(e.event_time) as bigint)), -1) as expected_newest
+        coalesce(max(cast(floor(epoch(e.event_time)) as bigint)), -1) as expected_newest
     from snapshot_rows as r
     left join {{ ref('stg_impressions') }} as e
         on e.user_id = r.user_id

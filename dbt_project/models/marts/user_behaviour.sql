@@ -49,7 +49,7 @@ click_sequences as (
         click_no,
         list(item_id) over recent as items,
         list(domain_id) over recent as domains,
-        list(cast(epoch(event_time) as bigint)) over recent as times
+        list(cast(floor(epoch(event_time)) as bigint)) over recent as times
     from numbered_clicks
     window recent as (partition by user_id order by click_no rows between {{ n_items - 1 }} preceding and current row)
     qualify click_no = max(click_no) over (partition by user_id, event_time)
