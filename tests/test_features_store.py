@@ -340,7 +340,9 @@ def _keep_days_before(paths: Paths, last: int) -> None:
         pq.write_table(cold.filter(pc.equal(cold["split"], s)), paths.marts_dir / f"samples_coldstart_{s}.parquet")
 
 
-def test_training_folders_grow_by_the_new_day_and_equal_a_full_build(tmp_path):
+def test_training_folders_grow_by_the_new_day_and_equal_a_full_build(tmp_path, monkeypatch):
+    import features.training_set as training_set
+
     fx = write_feature_fixture(Paths(tmp_path / "var", "fx"), n_days=5, n_samples=120)
     store = feature_store(fx.paths)
     apply(store, fx.paths)
@@ -357,7 +359,14 @@ def test_training_folders_grow_by_the_new_day_and_equal_a_full_build(tmp_path):
         inc = build_training_folder(store, fx.paths, samples, tmp_path / "inc" / samples, days=[_day_key(last)])
         assert inc.days.joined == [_day_key(last)]
         assert inc.days.reused == [_day_key(d) for d in range(last)]
+        # the from-scratch build joins whole days in chunks of ~30 rows: one Feast call per chunk, same rows
+        calls = []
+        monkeypatch.setattr(training_set, "JOIN_CHUNK_ROWS", 30)
+        monkeypatch.setattr(training_set, "join_features", lambda st, chunk, calls=calls: calls.append(len(chunk))
+                            or join_features(st, chunk))
         full = build_training_folder(store, fx.paths, samples, tmp_path / "full" / samples, refresh=True)
+        monkeypatch.undo()
+        assert len(calls) > 1
         assert full.days.joined == [_day_key(d) for d in range(fx.n_days)]
         assert dict(inc) == dict(full)
         for split, mart in splits.items():
