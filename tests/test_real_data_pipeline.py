@@ -50,6 +50,9 @@ def movielens_user_subset(source: Path, target: Path) -> Path:
     return target
 
 
+# The whole pipeline (dbt, Feast, embeddings, six models trained, evaluation) in one test: minutes on an idle 2-core
+# machine, up to ~15 on a loaded one, so these two get twice the suite's 900 s timeout.
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize(
     "dataset, folder", [("movielens", "movielens-latest-small"), ("mind", "mind-small-subset")]
 )
