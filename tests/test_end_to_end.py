@@ -23,7 +23,8 @@ import pytest
 
 from unisr_data.paths import REPO_ROOT, Paths
 
-pytestmark = pytest.mark.slow
+# the module fixture runs the pipeline and the daily tick through the webserver (minutes; more on a loaded machine)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DAGSTER_YAML = """
 run_coordinator:
