@@ -38,6 +38,14 @@ def run_days(context: AssetExecutionContext, available_days: list[str]) -> list[
     return None if keys is None else days_of(keys, available_days)
 
 
+def run_landed_days(context: AssetExecutionContext, paths) -> list[str] | None:
+    """The landed days (`paths.landing_dir`) the run covers; None outside a partitioned run: the one reading of the
+    run's days for the stages after landing (validation, training sets, the online store)."""
+    from unisr_data.landing import landed_days
+
+    return run_days(context, landed_days(paths.landing_dir))
+
+
 def covers_all(days: list[str] | None, available_days: list[str]) -> bool:
     """Whether a run over `days` covers every available day (then a full rebuild is what it should do)."""
     return days is None or set(available_days) <= set(days)

@@ -7,7 +7,7 @@ from dagster import AssetCheckResult, AssetExecutionContext, MaterializeResult, 
 
 from orchestration.assets.embeddings import text_embeddings
 from orchestration.assets.warehouse import mart_exports
-from orchestration.partitions import run_days
+from orchestration.partitions import run_landed_days
 from orchestration.resources import FeastResource, UnisrSettings
 
 GROUP = "features"
@@ -48,13 +48,6 @@ def feast_registry(context: AssetExecutionContext, settings: UnisrSettings, feas
     )
 
 
-def _run_days(context: AssetExecutionContext, paths) -> list[str] | None:
-    """The days the run's partitions cover (sorted `YYYY-MM-DD`); None outside a partitioned run."""
-    from unisr_data.landing import landed_days
-
-    return run_days(context, landed_days(paths.landing_dir))
-
-
 @asset(
     group_name=GROUP,
     deps=[feast_registry],
@@ -68,7 +61,7 @@ def online_features(context: AssetExecutionContext, settings: UnisrSettings, fea
     paths = settings.paths
     store = feast.store(paths)
     end = latest_feature_time(paths)
-    days = _run_days(context, paths)
+    days = run_landed_days(context, paths)
     if days is None:  # a run outside the partitioned jobs may follow a full dbt build: reload everything
         loaded = {view: {"mode": "full", "start": EPOCH.isoformat(), "end": end.isoformat(), "entities": n}
                   for view, n in materialize(store, end=end).items()}
@@ -96,7 +89,7 @@ def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast
 
     paths = settings.paths
     store = feast.store(paths)
-    days = _run_days(context, paths)
+    days = run_landed_days(context, paths)
     started = time.perf_counter()
     counts = {
         name: build_training_folder(store, paths, name, paths.training_dir / name, days=days, refresh=days is None)

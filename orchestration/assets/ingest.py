@@ -13,7 +13,7 @@ from dagster import (
     multi_asset,
 )
 
-from orchestration.partitions import impression_days, run_days
+from orchestration.partitions import impression_days, run_landed_days
 from orchestration.resources import UnisrSettings
 from unisr_data.contract import TABLES, parquet_rows, table_path
 
@@ -113,11 +113,10 @@ def raw_tables(context: AssetExecutionContext, settings: UnisrSettings):
     Unpartitioned, but it runs inside the partitioned jobs: a daily run validates only its day(s) (other days
     were validated when they landed); a run over every landed day, or outside a partitioned job, validates all.
     """
-    from unisr_data.landing import landed_days
     from unisr_data.validation import validate
 
     paths = settings.paths
-    days = run_days(context, landed_days(paths.landing_dir))
+    days = run_landed_days(context, paths)
     report = validate(paths.landing_dir, paths.raw_dir, paths.quarantine_dir, time_window=settings.time_window(),
                       days=days)
     validated = report.validated_days
