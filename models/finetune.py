@@ -9,6 +9,11 @@ freeze="scratch" instead trains a fresh model (the pretrained config, or `scratc
 data only, with its own vocabularies: the no-transfer reference.
 freeze="auto" fine-tunes once per level of AUTO_FREEZE_LEVELS, into OUT/<level>/ (OUT/L0, OUT/L0_L1, OUT/none),
 and keeps the best by validation AUC (best_freeze_level; the test split never takes part in the choice).
+
+The daily refresh (`--init-from keep --window-days W`) starts from an already fine-tuned checkpoint (the serving
+champion): its cold-start parameters are kept instead of re-initialised, and only the training rows of the last W
+days (by event_timestamp, up to the split's latest row) are trained on; validation is the whole valid split, so the
+refreshed model and the champion are compared on the same rows.
 """
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ class FinetuneConfig(TrainConfig):
 
     freeze: str = "L0"                        # L0 | L0+L1 | none | scratch | auto (the best by valid AUC)
     target_domains: list[int] | None = None   # None = the domains whose role is "coldstart" in meta.json
-    init_from: str = "closest"                # closest | mean | a domain id
+    init_from: str = "closest"                # closest | mean | keep (a fine-tuned checkpoint) | a domain id
+    window_days: float = 0.0                  # > 0: train only on the last W days of the train split (daily refresh)
     scratch_model: str = ""                   # freeze=scratch: model name ("" = the pretrained model's), e.g. dnn
     lr: float = 1e-3
     epochs: int = 5
@@ -58,6 +64,23 @@ def closest_domain(target: int, meta: dict, counts: list[int]) -> int:
     if not pool:
         raise ValueError("finetune: the pretrained checkpoint saw no pretrain domain to initialise from")
     return max(pool, key=lambda k: (counts[k], -k))
+
+
+def trailing_window(frame, days: float):
+    """The rows of `frame` whose event_timestamp is within `days` days of its latest one (all rows for days <= 0).
+
+    A clear error when the split has no event_timestamp or the window would be empty."""
+    if days <= 0:
+        return frame
+    if "event_timestamp" not in frame:
+        raise ValueError("finetune: window_days needs an event_timestamp column in the train split")
+    import pandas as pd
+
+    ts = pd.to_datetime(frame["event_timestamp"], utc=True)
+    window = frame[ts > ts.max() - pd.Timedelta(days=days)]
+    if window.empty:
+        raise ValueError(f"finetune: no training rows in the last {days:g} day(s)")
+    return window
 
 
 def freeze_levels(freeze: str) -> tuple[str, ...]:
@@ -132,7 +155,7 @@ def finetune(cfg: FinetuneConfig, data_dir: str | Path, pretrained_ckpt: str | P
             raise ValueError(f"{data_dir}/meta.json names no coldstart domain; pass --target-domains")
         counts = list(pre.get("domain_counts", [0] * spec.n_domains))
         init = {}
-        for t in targets:
+        for t in targets if cfg.init_from != "keep" else ():
             if cfg.init_from == "mean":
                 src: Any = [k for k in range(spec.n_domains) if k not in targets and counts[k] > 0] or None
             elif cfg.init_from == "closest":
@@ -146,18 +169,23 @@ def finetune(cfg: FinetuneConfig, data_dir: str | Path, pretrained_ckpt: str | P
         for lv in frozen:
             for p in levels[lv]:
                 p.requires_grad_(False)
-        log.info("fine-tuning domains %s (init from %s), frozen levels %s", targets, init, list(frozen) or "none")
+        log.info("fine-tuning domains %s (init from %s), frozen levels %s", targets, init or cfg.init_from,
+                 list(frozen) or "none")
         # The pretrained model's behaviour lengths (its spec), encoded only when it reads the sequences.
         beh = behaviour_lengths(spec, model.uses_behaviour)
         if beh != (0, 0) and folder.behaviour_lengths == (0, 0):
             raise ValueError(f"{pretrained_ckpt} reads user-behaviour sequences but {data_dir}/meta.json declares "
                              f"none (\"behaviour\"): build the cold-start folder with them, or pretrain with "
                              f"use_behaviour=false")
-        train_split = load_split(folder, "train", vocab, ctx.device, behaviour=beh)
+        train_frame = trailing_window(folder.read("train"), cfg.window_days)
+        if cfg.window_days > 0:
+            log.info("training on the last %g day(s): %d rows", cfg.window_days, len(train_frame))
+        train_split = load_split(folder, "train", vocab, ctx.device, frame=train_frame, behaviour=beh)
         valid_split = load_split(folder, "valid", vocab, ctx.device, behaviour=beh)
         torch.manual_seed(cfg.seed + 7919 * ctx.rank)
         extra = {"finetune": {"pretrained": str(pretrained_ckpt), "freeze": cfg.freeze, "target_domains": targets,
-                              "init_from": {str(k): v for k, v in init.items()}}}
+                              "init_from": {str(k): v for k, v in init.items()} or cfg.init_from,
+                              "window_days": cfg.window_days, "train_rows": len(train_frame)}}
         with deterministic_kernels(ctx.device):
             return fit(cfg, ctx, model, spec, vocab, folder.meta, train_split, valid_split, Path(out_dir),
                        on_epoch_end, extra)

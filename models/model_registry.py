@@ -140,6 +140,11 @@ class ModelRegistry:
         entries = [_version_from_card(json.loads(p.read_text())) for p in cards]
         return sorted(entries, key=lambda v: v.created_at)
 
+    def latest(self, name: str) -> ModelVersion | None:
+        """The most recently registered version of model `name`, or None."""
+        named = [v for v in self.versions() if v.name == name]
+        return named[-1] if named else None
+
     def _promoted_state(self) -> dict[str, Any]:
         path = self.root / "promoted.json"
         return json.loads(path.read_text()) if path.exists() else {"version": None, "history": []}

@@ -24,13 +24,21 @@ pipeline_job = define_asset_job(
     description="Ingest the partition's day(s), rebuild dbt, features and embeddings, train, evaluate and promote.",
 )
 
-#: The daily run: the day's data, then fine-tune the latest pretrained model; no pretraining, no baselines.
+#: The daily fine-tune's start: the serving champion on the last week of the cold-start train split (editable in
+#: the launchpad; `start_from: pretrained` fine-tunes the latest pretrained model instead).
+DAILY_REFRESH = {"start_from": "champion", "window_days": 7}
+#: Its run config: the schedule and `run_all --daily` pass it explicitly (a partitioned job's `config` only prefills
+#: runs launched without any run config).
+DAILY_REFRESH_RUN_CONFIG = {"ops": {"coldstart_model": {"config": DAILY_REFRESH}}}
+
+#: The daily run: the day's data, then refresh the champion on the latest days; no pretraining, no baselines.
 finetune_job = define_asset_job(
     "finetune",
     selection=PIPELINE - FULL_RETRAIN_ONLY,
     partitions_def=impression_days,
-    description="Ingest the partition's day, refresh dbt, features and embeddings, fine-tune, evaluate and promote "
-                "(reuses the latest pretrained model and baselines).",
+    config=DAILY_REFRESH_RUN_CONFIG,
+    description="Ingest the partition's day, refresh dbt, features and embeddings, continue training the champion on "
+                "the last week of cold-start data, evaluate and promote (reuses the pretrained model and baselines).",
 )
 
 #: The weekly run: everything in the pipeline, pretraining and baselines included.

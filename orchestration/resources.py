@@ -140,15 +140,18 @@ class TrainerResource(ConfigurableResource):
         return run_training(self, log, "train", data_dir, out_dir, model=model, model_kwargs=model_kwargs,
                             epochs=epochs, small_data=small_data)
 
-    def finetune(self, log, data_dir: Path, pretrained: Path, out_dir: Path, freeze: str, epochs: int = 0) -> dict:
+    def finetune(self, log, data_dir: Path, pretrained: Path, out_dir: Path, freeze: str, epochs: int = 0,
+                 init_from: str = "closest", window_days: float = 0.0) -> dict:
         """Fine-tune a pretrained checkpoint for the cold-start domain; returns {"checkpoint", "metrics", "freeze",
         "levels", "device"}.
 
         `freeze="auto"` fine-tunes each of models.finetune.AUTO_FREEZE_LEVELS into OUT/<level>/ and keeps the best
         by *validation* AUC (models.finetune.best_freeze_level; model selection never looks at the test split);
         the metrics record every level's validation AUC, "levels" every level's result.
+        `init_from="keep"` with `window_days=W` is the daily refresh: continue training an already fine-tuned
+        checkpoint (the champion) on the last W days of the cold-start train split.
         """
         from orchestration.training_launch import run_training
 
         return run_training(self, log, "finetune", data_dir, out_dir, pretrained=pretrained, freeze=freeze,
-                            epochs=epochs, small_data=True)
+                            epochs=epochs, small_data=True, init_from=init_from, window_days=window_days)

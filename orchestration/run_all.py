@@ -70,6 +70,7 @@ def run_daily_tick(args: argparse.Namespace, instance: DagsterInstance):
     """The daily tick from the CLI, as the `daily_finetune` schedule launches it: the `finetune` job for the
     partition holding `args.daily` (a day; its month for a long-span source), after a pipeline run."""
     from orchestration.definitions import defs
+    from orchestration.jobs import DAILY_REFRESH_RUN_CONFIG
     from orchestration.partitions import impression_days
     from unisr_data.partitions import partition_key_of
 
@@ -77,7 +78,8 @@ def run_daily_tick(args: argparse.Namespace, instance: DagsterInstance):
     if key is None:
         raise SystemExit(f"--daily {args.daily}: no partition holds that day (run the pipeline first)")
     return defs.get_job_def("finetune").execute_in_process(
-        instance=instance, run_config=_run_config(args), partition_key=key, tags=owner_tags(), raise_on_error=False)
+        instance=instance, run_config={**_run_config(args), **DAILY_REFRESH_RUN_CONFIG}, partition_key=key,
+        tags=owner_tags(), raise_on_error=False)
 
 
 def run_benchmark(args: argparse.Namespace, instance: DagsterInstance):

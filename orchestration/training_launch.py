@@ -100,7 +100,7 @@ def check_nproc(settings) -> None:
 
 
 def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, model, model_kwargs, pretrained,
-              freeze) -> list[str]:
+              freeze, warm: dict) -> list[str]:
     args = ["--data", str(data_dir), "--out", str(out_dir), "--epochs", str(budget["epochs"]),
             "--batch-size", str(budget["batch_size"]), "--patience", str(budget["patience"]),
             "--device", settings.device, "--no-progress"]
@@ -112,7 +112,8 @@ def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, 
     if mode == "train":
         args += ["--model", model] + [a for k, v in model_kwargs.items() for a in ("--model-arg", f"{k}={v}")]
     else:
-        args += ["--pretrained", str(pretrained), "--freeze", freeze]
+        args += ["--pretrained", str(pretrained), "--freeze", freeze, "--init-from", warm["init_from"],
+                 "--window-days", repr(float(warm["window_days"]))]
     return args
 
 
@@ -154,13 +155,16 @@ def read_run_result(out_dir: Path) -> dict:
 
 def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path, *, model: str = "srf",
                  model_kwargs: dict | None = None, pretrained: Path | None = None, freeze: str = "L0",
-                 epochs: int = 0, small_data: bool = False) -> dict:
+                 epochs: int = 0, small_data: bool = False, init_from: str = "closest",
+                 window_days: float = 0.0) -> dict:
     """Train (`mode="train"`) or fine-tune; returns {"checkpoint": Path, "metrics": dict with "curve", "device": dict}
     (the same shape in-process and under torchrun); fine-tuning adds "freeze" (the level kept) and "levels".
 
     Fine-tuning goes through models.finetune.best_freeze_level: freeze="auto" fine-tunes each level into
-    OUT/<level>/ (one torchrun per level when nproc_per_node > 1) and keeps the best by validation AUC."""
+    OUT/<level>/ (one torchrun per level when nproc_per_node > 1) and keeps the best by validation AUC.
+    init_from / window_days: models.finetune.FinetuneConfig's (the daily refresh of a fine-tuned champion)."""
     model_kwargs = model_kwargs or {}
+    warm = {"init_from": init_from, "window_days": window_days}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_nproc(settings)
@@ -170,9 +174,9 @@ def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path
         out.mkdir(parents=True, exist_ok=True)
         if settings.nproc_per_node > 1:
             _torchrun(settings, dagster_log, mode, _cli_args(mode, data_dir, out, settings, budget, model,
-                                                             model_kwargs, pretrained, level))
+                                                             model_kwargs, pretrained, level, warm))
             return read_run_result(out)
-        return _in_process(settings, mode, data_dir, out, budget, model, model_kwargs, pretrained, level)
+        return _in_process(settings, mode, data_dir, out, budget, model, model_kwargs, pretrained, level, warm)
 
     with forward_logs(dagster_log):
         if mode == "train":
@@ -188,7 +192,7 @@ def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path
 
 
 def _in_process(settings, mode: str, data_dir: Path, out_dir: Path, budget: dict, model: str, model_kwargs: dict,
-                pretrained: Path | None, freeze: str) -> dict:
+                pretrained: Path | None, freeze: str, warm: dict) -> dict:
     common = dict(**budget, device=settings.device, num_threads=settings.num_threads, seed=settings.seed,
                   progress=False)
     if mode == "train":
@@ -198,7 +202,7 @@ def _in_process(settings, mode: str, data_dir: Path, out_dir: Path, budget: dict
     else:
         from models.finetune import FinetuneConfig, finetune
 
-        result = finetune(FinetuneConfig(freeze=freeze, **common), data_dir, pretrained, out_dir)
+        result = finetune(FinetuneConfig(freeze=freeze, **warm, **common), data_dir, pretrained, out_dir)
     metrics = dict(result["metrics"])
     metrics.setdefault("curve", result.get("curve", []))
     return {"checkpoint": Path(result["checkpoint"]), "metrics": metrics, "device": result.get("device", {})}

@@ -177,9 +177,10 @@ class DirectTrainer:
                           batch_size=256, num_threads=1, progress=False, checkpoint_every=0, min_count=1)
         return train(cfg, data_dir, out_dir)
 
-    def finetune(self, log, data_dir, pretrained, out_dir, freeze, epochs=0):
+    def finetune(self, log, data_dir, pretrained, out_dir, freeze, epochs=0, init_from="closest", window_days=0.0):
         """`freeze` as the resource takes it, "auto" included (every level, the best on validation)."""
         from models.finetune import FinetuneConfig, finetune
 
-        cfg = FinetuneConfig(freeze=freeze, epochs=epochs or 4, batch_size=256, num_threads=1, progress=False)
+        cfg = FinetuneConfig(freeze=freeze, epochs=epochs or 4, batch_size=256, num_threads=1, progress=False,
+                             init_from=init_from, window_days=window_days)
         return finetune(cfg, data_dir, pretrained, out_dir)

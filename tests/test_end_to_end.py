@@ -97,6 +97,8 @@ def pipeline(tmp_path_factory):
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
     from dagster_graphql import DagsterGraphQLClient
 
+    from models.model_registry import ModelRegistry
+    from orchestration.jobs import DAILY_REFRESH_RUN_CONFIG
     from unisr_data.landing import source_days
 
     root = tmp_path_factory.mktemp("e2e")
@@ -128,11 +130,13 @@ def pipeline(tmp_path_factory):
         )
         status = _wait_run(client, history_run, timeout=1200)
         assert status == "SUCCESS", (root / "webserver.log").read_text()[-5000:]
-        # the daily tick, as the schedule requests it: the job `finetune` for one partition
-        run_id = client.submit_job_execution("finetune", run_config=short, tags={"dagster/partition": days[-1]})
+        champion = ModelRegistry(paths.registry_dir).promoted()
+        # the daily tick, as the schedule requests it: the job `finetune` for one partition, refreshing the champion
+        run_id = client.submit_job_execution("finetune", run_config={**short, **DAILY_REFRESH_RUN_CONFIG},
+                                             tags={"dagster/partition": days[-1]})
         status = _wait_run(client, run_id, timeout=900)
         yield {"port": port, "paths": paths, "status": status, "run_id": run_id, "log": root / "webserver.log",
-               "home": home, "days": days}
+               "home": home, "days": days, "champion": champion}
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
@@ -208,8 +212,9 @@ def test_report_and_promoted_model(pipeline):
         assert section in report, section
     registry = ModelRegistry(paths.registry_dir)
     names = sorted(v.name for v in registry.versions())
-    # every candidate registered by the full run, and the tick's fine-tuned SRF (no baseline retrained daily)
-    assert names == ["mmoe", "ple", "scratch_dnn", "shared_bottom", "srf", "srf", "star"]
+    # every candidate registered by the full run, and the tick's refreshed champion (no model pretrained daily)
+    full_run = ["mmoe", "ple", "scratch_dnn", "shared_bottom", "srf", "star"]
+    assert names == sorted(full_run + [pipeline["champion"].name])
     promoted = registry.promoted()       # a fresh run always ends with a model serving (champion / challenger)
     assert promoted is not None and Path(promoted.checkpoint).exists()
     # chosen by validation AUC, not test: the best, or the champion kept because the best did not beat it enough
@@ -291,3 +296,19 @@ def test_the_daily_tick_joined_only_its_day_and_reports_its_wall_time(pipeline):
     assert joined and all(v == 1 for v in joined.values()), training
     promoted = _latest_metadata(pipeline, "promoted_model")
     assert promoted["run_wall_seconds"] > 0 and promoted["run_partitions"] == [pipeline["days"][-1]]
+
+
+def test_the_daily_tick_refreshed_the_champion_on_the_last_week(pipeline):
+    """The daily fine-tune continued training the version that served after the history run, whichever model it
+    is, on a trailing window, and registered it under that model's name as a challenger."""
+    from models.model_registry import ModelRegistry
+    from orchestration.jobs import DAILY_REFRESH
+
+    champion = pipeline["champion"]
+    assert champion is not None, "the history run promoted nothing"
+    cold = _latest_metadata(pipeline, "coldstart_model")
+    assert cold["started_from"] == champion.version and cold["model"] == champion.name, cold
+    assert cold["window_days"] == DAILY_REFRESH["window_days"]
+    refreshed = ModelRegistry(pipeline["paths"].registry_dir).get(cold["version"])
+    assert refreshed.config["refreshed_from"] == champion.version
+    assert "coldstart_test_auc" in refreshed.metrics       # a candidate of the tick's evaluation

@@ -1,6 +1,7 @@
 """Cold-start fine-tuning: frozen levels stay bit-identical, others move; tower init; scratch; CLI."""
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -84,3 +85,34 @@ def test_unknown_freeze_level_is_refused_before_training(tiny_pretrained, tmp_pa
     folders, pre = tiny_pretrained
     with pytest.raises(ValueError, match="freeze='L9'"):
         finetune(fcfg(freeze="L9"), folders["coldstart"], pre, tmp_path)
+
+
+def test_trailing_window_keeps_the_last_days_and_refuses_an_empty_or_undated_split():
+    import pandas as pd
+
+    from models.finetune import trailing_window
+
+    days = pd.Timestamp("2024-03-01", tz="UTC") + pd.to_timedelta([0, 1, 2, 5, 6, 6], unit="D")
+    frame = pd.DataFrame({"event_timestamp": days, "label": [0, 1, 0, 1, 0, 1]})
+    assert len(trailing_window(frame, 0)) == 6                     # no window: every row
+    assert trailing_window(frame, 2)["event_timestamp"].dt.day.tolist() == [6, 7, 7]
+    assert len(trailing_window(frame, 7)) == 6
+    with pytest.raises(ValueError, match="event_timestamp"):
+        trailing_window(frame.drop(columns="event_timestamp"), 3)
+    with pytest.raises(ValueError, match="no training rows"):
+        trailing_window(frame.iloc[:0], 3)
+
+
+def test_warm_start_keeps_the_fine_tuned_checkpoint_and_trains_only_the_window(tiny_pretrained, tmp_path):
+    """The daily refresh (init_from=keep) starts from the champion's own cold-start parameters (the default,
+    closest, re-initialises the cold-start tower: test_new_tower_initialised_from_closest_domain)."""
+    folders, pre = tiny_pretrained
+    champion = finetune(fcfg(freeze="none"), folders["coldstart"], pre, tmp_path / "champion")["checkpoint"]
+    before = ckpt_io.load(champion)["state_dict"]
+    finetune(fcfg(freeze="none", init_from="keep", window_days=1, epochs=1, max_steps=1, lr=0.0),
+                    folders["coldstart"], champion, tmp_path / "refresh")
+    after = ckpt_io.load(tmp_path / "refresh" / "last.pt")["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before), "lr 0 warm start changed the champion's weights"
+    info = json.loads((tmp_path / "refresh" / "metrics.json").read_text())["finetune"]
+    n_train = pq.read_metadata(folders["coldstart"] / "train.parquet").num_rows      # the fixture's train: one day
+    assert info["init_from"] == "keep" and info["window_days"] == 1 and info["train_rows"] == n_train

@@ -56,6 +56,9 @@ def test_each_schedule_requests_yesterdays_partition_of_its_job():
     assert daily.partition_key == weekly.partition_key == "2026-03-02"
     assert daily.tags["unisr/retrain"] == "finetune" and weekly.tags["unisr/retrain"] == "full"
     assert daily.run_key != weekly.run_key
+    # the daily run refreshes the serving champion on the last week; the weekly one fine-tunes the new pretraining
+    assert daily.run_config["ops"]["coldstart_model"]["config"] == {"start_from": "champion", "window_days": 7}
+    assert "ops" not in (weekly.run_config or {})
     assert daily_finetune.job_name == "finetune" and weekly_full_retrain.job_name == "full_retrain"
     assert daily_finetune.cron_schedule == "0 3 * * *" and weekly_full_retrain.cron_schedule == "0 4 * * 0"
 

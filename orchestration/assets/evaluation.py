@@ -36,18 +36,30 @@ class EvaluationConfig(Config):
     seed: int = 0
 
 
-def _candidates(context: AssetExecutionContext):
+def _candidates(context: AssetExecutionContext, registry: ModelRegistry):
+    """The latest version of every model, from the event log: each baseline asset's, and `coldstart_model`'s under
+    the name it registered. The daily fine-tune refreshes the champion, whichever model it is: a refreshed baseline
+    replaces that baseline's version, and SRF is then its latest registered version."""
     from reporting.evaluation import Candidate
 
-    srf = latest_metadata(context.instance, coldstart_model.key)
-    pre = latest_metadata(context.instance, pretrained_model.key)
-    out = [Candidate(OURS, srf["version"], Path(srf["checkpoint"]), Path(pre["checkpoint"]))]
+    found = {}
     for key in BASELINE_KEYS:
         meta = latest_metadata(context.instance, key)
         label = key.to_user_string().removeprefix("baseline_")
         pretrained = Path(meta["pretrained_checkpoint"]) if "pretrained_checkpoint" in meta else None
-        out.append(Candidate(label, meta["version"], Path(meta["checkpoint"]), pretrained))
-    return out
+        found[label] = Candidate(label, meta["version"], Path(meta["checkpoint"]), pretrained)
+    cold = latest_metadata(context.instance, coldstart_model.key)
+    name = cold.get("model", "srf")
+    pretrained = cold.get("pretrained_from") or latest_metadata(context.instance, pretrained_model.key)["checkpoint"]
+    label = OURS if name == "srf" else name
+    found[label] = Candidate(label, cold["version"], Path(cold["checkpoint"]), Path(pretrained))
+    if OURS not in found:
+        srf = registry.latest("srf")
+        if srf is None:
+            raise ValueError(f"no SRF version in the registry at {registry.root}: run the pipeline first")
+        found[OURS] = Candidate(OURS, srf.version, Path(srf.checkpoint),
+                                Path(srf.config["pretrained"]) if srf.config.get("pretrained") else None)
+    return [found[OURS]] + [c for lbl, c in found.items() if lbl != OURS]
 
 
 def _champion(registry: ModelRegistry):
@@ -69,7 +81,7 @@ def evaluation_report(context: AssetExecutionContext, config: EvaluationConfig,
 
     paths = settings.paths
     registry = ModelRegistry(paths.registry_dir)
-    candidates = _candidates(context)
+    candidates = _candidates(context, registry)
     result = evaluate_candidates(
         candidates, _champion(registry), paths.training_dir / "coldstart", paths.training_dir / "pretrain",
         paths.truth_dir, OURS, settings.promotion_tolerance, config.n_boot, config.seed, context.log.info,

@@ -2,6 +2,7 @@
 and train the multi-domain baselines on the same data; every model version goes to the registry."""
 
 from pathlib import Path
+from typing import Literal
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
@@ -34,6 +35,16 @@ class FinetuneAssetConfig(Config):
 
     freeze: str = "auto"
     epochs: int = 0
+
+
+class ColdstartConfig(FinetuneAssetConfig):
+    """Where the cold-start fine-tune starts. `pretrained` (the pipeline and the weekly full retrain): the latest
+    pretrained model, every freeze level tried. `champion` (the daily fine-tune): the serving version, whichever model
+    it is, continues training with its own frozen levels on the last `window_days` days of the cold-start train split
+    (models/champion_refresh.py); before the first promotion it falls back to `pretrained`."""
+
+    start_from: Literal["pretrained", "champion"] = "pretrained"
+    window_days: int = 7
 
 
 #: TrainerResource fields that do not change what is trained (left out of the run folder's key).
@@ -122,31 +133,56 @@ def pretrained_model(
     )
 
 
-@asset(
-    group_name=GROUP,
-    deps=[pretrained_model],
-    description="The pretrained model fine-tuned on the cold-start domain with the configured levels frozen; "
-                "registered.",
-)
-def coldstart_model(
-    context: AssetExecutionContext, config: FinetuneAssetConfig, settings: UnisrSettings, trainer: TrainerResource
-) -> MaterializeResult:
-    paths = settings.paths
+def _from_pretrained(context, settings: UnisrSettings, trainer: TrainerResource, config: ColdstartConfig):
+    """SRF fine-tuned from the latest pretrained model: (registry name, result, card config, metadata)."""
     pretrained = latest_checkpoint(context, pretrained_model.key)
     out = run_dir(context, settings, "coldstart_srf",
                   {"pretrained": str(pretrained), "pretrained_sha256": file_digest(pretrained)})
-    result = trainer.finetune(context.log, paths.training_dir / "coldstart", pretrained, out, config.freeze,
+    result = trainer.finetune(context.log, settings.paths.training_dir / "coldstart", pretrained, out, config.freeze,
                               config.epochs)
-    version = register(settings, "srf", result["checkpoint"], result["metrics"],
-                       {"freeze": result["freeze"], "freeze_config": config.freeze, "pretrained": str(pretrained)})
+    card = {"freeze": result["freeze"], "freeze_config": config.freeze, "pretrained": str(pretrained)}
+    return "srf", result, card, {"pretrained_from": MetadataValue.path(str(pretrained)), "started_from": "pretrained"}
+
+
+def _from_champion(context, settings: UnisrSettings, trainer: TrainerResource, config: ColdstartConfig, start):
+    """The champion (a models.champion_refresh.RefreshStart) trained on the trailing window."""
+    out = run_dir(context, settings, f"refresh_{start.name}", {"champion": start.version})
+    context.log.info(f"refreshing the champion {start.version} on the last {config.window_days} day(s), "
+                     f"frozen: {start.freeze}")
+    result = trainer.finetune(context.log, settings.paths.training_dir / "coldstart", start.checkpoint, out,
+                              start.freeze, config.epochs, init_from="keep", window_days=config.window_days)
+    extra = {"started_from": start.version, "window_days": config.window_days}
+    if start.pretrained:
+        extra["pretrained_from"] = MetadataValue.path(start.pretrained)
+    return start.name, result, start.registry_config(config.window_days), extra
+
+
+@asset(
+    group_name=GROUP,
+    deps=[pretrained_model],
+    description="The cold-start model: the pretrained model fine-tuned with the configured levels frozen, or (daily) "
+                "the champion refreshed on the latest days; registered.",
+)
+def coldstart_model(
+    context: AssetExecutionContext, config: ColdstartConfig, settings: UnisrSettings, trainer: TrainerResource
+) -> MaterializeResult:
+    from models.champion_refresh import refresh_start
+
+    start = refresh_start(ModelRegistry(settings.paths.registry_dir)) if config.start_from == "champion" else None
+    if config.start_from == "champion" and start is None:
+        context.log.info("no champion yet: fine-tuning the latest pretrained model instead")
+    name, result, card, extra = (_from_champion(context, settings, trainer, config, start) if start
+                                 else _from_pretrained(context, settings, trainer, config))
+    version = register(settings, name, result["checkpoint"], result["metrics"], card)
     collect_run_folders(context, settings, trainer)
     return MaterializeResult(
         metadata={
             "checkpoint": MetadataValue.path(version.checkpoint),
             "version": version.version,
+            "model": name,
             "freeze": result["freeze"],
-            "pretrained_from": MetadataValue.path(str(pretrained)),
             "device": MetadataValue.json(result.get("device", {})),
+            **extra,
             **metrics_metadata(result["metrics"], "valid_"),
         }
     )
