@@ -44,6 +44,16 @@ def test_finetune_job_is_the_pipeline_less_pretraining_and_baselines():
         assert defs.resolve_job_def(name).partitions_def == impression_days
 
 
+def test_the_daily_job_trains_only_after_the_new_days_data():
+    """Within each job the day's landing is the only root: nothing (the cold-start fine-tune above all, whose
+    pretrained parent the daily job leaves out) starts before the new day's training sets exist."""
+    graph = defs.resolve_asset_graph()
+    for name in ("finetune", "full_retrain", "pipeline"):
+        selected = defs.resolve_job_def(name).asset_layer.selected_asset_keys
+        roots = {k.to_user_string() for k in selected if not graph.get(k).parent_keys & selected}
+        assert roots == {"landing_data"}, (name, roots)
+
+
 def test_each_schedule_requests_yesterdays_partition_of_its_job():
     tuesday = datetime(2026, 3, 3, 3, 0, tzinfo=timezone.utc)  # ingests Monday 2026-03-02
     with instance_for_test() as instance:

@@ -159,7 +159,8 @@ def _from_champion(context, settings: UnisrSettings, trainer: TrainerResource, c
 
 @asset(
     group_name=GROUP,
-    deps=[pretrained_model],
+    # training_sets too: the daily `finetune` job leaves pretrained_model out, and must still train on the new day
+    deps=[pretrained_model, training_sets],
     description="The cold-start model: the pretrained model fine-tuned with the configured levels frozen, or (daily) "
                 "the champion refreshed on the latest days; registered.",
 )
