@@ -3,12 +3,14 @@ and ends with a model serving. Every check passes; the report (with CIs, referen
 data has no Bayes ceiling) is printed so the CI log carries the real numbers.
 
 MovieLens runs on a quarter of its users (every user id divisible by 4, all their ratings and tags, the movies they
-rated): the same 22-year span (monthly partitions), the same adapter and gates, a quarter of the CI time. README's
-MovieLens numbers come from the whole file set (`run_all --dataset movielens`).
+rated): the same 22-year span (monthly partitions), the same adapter and gates, a quarter of the CI time. MIND runs
+on a third of its users (`U<n>` with n divisible by 3: all their behaviors rows, the whole news.tsv): the same week,
+about 63k of its 189k impressions. README's numbers come from the whole file sets (`run_all --dataset ...`).
 """
 from __future__ import annotations
 
 import csv
+import shutil
 from argparse import Namespace
 from pathlib import Path
 
@@ -22,6 +24,8 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 pytestmark = pytest.mark.slow
 #: MovieLens users kept by the test: user ids divisible by this (152 of 610 users, 26,648 of 100,836 ratings).
 MOVIELENS_USER_STRIDE = 4
+#: MIND users kept by the test: `U<n>` with n divisible by this.
+MIND_USER_STRIDE = 3
 
 
 def _filter_csv(source: Path, target: Path, keep) -> set[str]:
@@ -50,6 +54,20 @@ def movielens_user_subset(source: Path, target: Path) -> Path:
     return target
 
 
+def mind_user_subset(source: Path, target: Path) -> Path:
+    """A copy of the MIND folder with the behaviors rows of every user `U<n>`, n divisible by MIND_USER_STRIDE
+    (real rows, unchanged), and the whole news.tsv."""
+    target.mkdir(parents=True)
+    with open(source / "behaviors.tsv", encoding="utf-8") as f_in, \
+            open(target / "behaviors.tsv", "w", encoding="utf-8") as f_out:
+        for line in f_in:
+            user = line.split("\t", 2)[1]
+            if user[1:].isdigit() and int(user[1:]) % MIND_USER_STRIDE == 0:
+                f_out.write(line)
+    shutil.copyfile(source / "news.tsv", target / "news.tsv")
+    return target
+
+
 # The whole pipeline (dbt, Feast, embeddings, six models trained, evaluation) in one test: minutes on an idle 2-core
 # machine, up to ~15 on a loaded one, so these two get twice the suite's 900 s timeout.
 @pytest.mark.timeout(1800)
@@ -62,6 +80,8 @@ def test_pipeline_produces_the_report_on_real_data(dataset, folder, tmp_path):
         pytest.skip(f"{source} is absent: the real-data tests need ../shared/data beside the repo (CI has it)")
     if dataset == "movielens":
         source = movielens_user_subset(source, tmp_path / "movielens-user-subset")
+    else:
+        source = mind_user_subset(source, tmp_path / "mind-user-subset")
     # one epoch keeps CI short; README's numbers come from the default budget (`make run`-style runs)
     args = Namespace(dataset=dataset, source_path=str(source), var_dir=str(tmp_path), seed=7, tiny=False,
                      n_impressions=0, epochs=1)
