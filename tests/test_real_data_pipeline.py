@@ -4,8 +4,8 @@ data has no Bayes ceiling) is printed so the CI log carries the real numbers.
 
 MovieLens runs on an eighth of its users (every user id divisible by 8, all their ratings and tags, the movies they
 rated): the same 22-year span (monthly partitions), the same adapter and gates, a fraction of the CI time. MIND runs
-on a third of its users (`U<n>` with n divisible by 3: all their behaviors rows, the whole news.tsv): the same week,
-about 63k of its 189k impressions. README's numbers come from the whole file sets (`run_all --dataset ...`).
+on a quarter of its users (`U<n>` with n divisible by 4: all their behaviors rows, the whole news.tsv): the same
+week, about a quarter of its 189k impressions. README's numbers come from the whole file sets (`run_all --dataset ...`).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 #: MovieLens users kept by the test: user ids divisible by this (76 of 610 users, 14,467 of 100,836 ratings).
 MOVIELENS_USER_STRIDE = 8
 #: MIND users kept by the test: `U<n>` with n divisible by this.
-MIND_USER_STRIDE = 3
+MIND_USER_STRIDE = 4
 
 
 def _filter_csv(source: Path, target: Path, keep) -> set[str]:
