@@ -12,9 +12,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from feast import FeatureStore
-from feast.types import Array, Bool, Float32, Float64, Int64, String
 
 from features.behaviour import NUMERIC_COLUMNS as BEHAVIOUR_NUMERIC
 from features.behaviour import SEQUENCE_COLUMNS as BEHAVIOUR_SEQUENCES
@@ -164,22 +164,6 @@ def _domains(paths: Paths) -> list[dict]:
     ]
 
 
-def _arrow_type(dtype) -> pa.DataType:
-    # Feast hands back integer features as float64 (NaN where no row joined); the cache keeps exactly that
-    scalar = {String: pa.string(), Int64: pa.float64(), Float64: pa.float64(), Float32: pa.float64(),
-              Bool: pa.bool_()}
-    if isinstance(dtype, Array):
-        return pa.list_({String: pa.string(), Int64: pa.int64()}[dtype.base_type])
-    return scalar[dtype]
-
-
-def _joined_schema() -> pa.Schema:
-    """impression_id and every feature the point-in-time join adds, as Feast returns them (raw feature names)."""
-    views = [*SPARSE_VIEWS, BEHAVIOUR_VIEW]
-    return pa.schema([("impression_id", pa.string())]
-                     + [(f, _arrow_type(t)) for view in views for f, t in _view_features(view).items()])
-
-
 @dataclass
 class JoinedDays:
     """The impression days whose features this build joined through Feast, and those read from the cache."""
@@ -207,52 +191,68 @@ def _mart_paths(paths: Paths, marts: Iterable[str]) -> list[str]:
     return out
 
 
-def _days_to_join(marts: list[str], cache: Path, since: str | None) -> tuple[list[str], list[str]]:
-    """(every impression day of the marts, the days to join): days from `since` on, and days with an impression
-    the cache lacks (a new day, an interrupted build, marts another `splits` did not cover)."""
-    cached = sorted(str(p) for p in cache.glob("day=*.parquet"))
-    samples = ("(SELECT DISTINCT impression_id, strftime(event_timestamp, '%Y-%m-%d') AS day "
-               "FROM read_parquet($marts))")
+#: The sample columns whose values a cached day holds: a day whose fingerprint over them changes is joined again.
+_FINGERPRINT = "count(*) || ':' || sum(hash({}))".format(", ".join(SAMPLE_COLUMNS))
+_FINGERPRINTS = "fingerprints.json"
+#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it).
+JOIN_CHUNK_ROWS = 200_000
+
+
+def _day_fingerprints(marts: list[str]) -> dict[str, str]:
+    """Per impression day of `marts`: rows and a hash sum of their sample columns (order-free, exact to a change)."""
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        days = [r[0] for r in con.execute(f"SELECT DISTINCT day FROM {samples} ORDER BY day",
-                                          {"marts": marts}).fetchall()]
-        if not cached:
-            return days, days
-        missing = {r[0] for r in con.execute(
-            f"SELECT DISTINCT day FROM {samples} ANTI JOIN read_parquet($cached) USING (impression_id)",
-            {"marts": marts, "cached": cached}).fetchall()}
-    return days, [d for d in days if d in missing or (since is not None and d >= since)]
+        rows = con.execute(
+            f"SELECT strftime(event_timestamp, '%Y-%m-%d') AS day, {_FINGERPRINT} "
+            f"FROM (SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)} FROM read_parquet($marts)) GROUP BY day ORDER BY day",
+            {"marts": marts}).fetchall()
+    return {day: str(fingerprint) for day, fingerprint in rows}
 
 
-def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Path) -> None:
-    """Point-in-time join of the impressions of `days` (every mart), written to `cache/day=<day>.parquet`."""
-    keys = ["impression_id", "event_timestamp", "user_id", "item_id", "query_id"]
+def _cached_fingerprints(cache: Path) -> dict[str, str]:
+    path = cache / _FINGERPRINTS
+    known = json.loads(path.read_text()) if path.exists() else {}
+    return {day: fp for day, fp in known.items() if (cache / f"day={day}.parquet").exists()}
+
+
+def _write_fingerprints(cache: Path, fingerprints: dict[str, str]) -> None:
+    tmp = cache / f".{_FINGERPRINTS}.tmp"
+    tmp.write_text(json.dumps(dict(sorted(fingerprints.items())), indent=1))
+    tmp.replace(cache / _FINGERPRINTS)
+
+
+def _days_to_join(current: dict[str, str], cached: dict[str, str], since: str | None) -> list[str]:
+    """The days to join: days from `since` on, and days whose samples the cache lacks or holds otherwise (a new day,
+    an interrupted build, a re-cut mart, marts another `splits` did not cover)."""
+    return [d for d, fp in current.items() if cached.get(d) != fp or (since is not None and d >= since)]
+
+
+def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Path,
+               fingerprints: dict[str, str]) -> None:
+    """Point-in-time join of the impressions of `days` (every mart), written as training rows to
+    `cache/day=<day>.parquet`; each day's fingerprint is recorded once its file is in place."""
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         frame = con.execute(
-            f"SELECT DISTINCT {', '.join(keys)}, strftime(event_timestamp, '%Y-%m-%d') AS _day "
+            f"SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)}, strftime(event_timestamp, '%Y-%m-%d') AS _day "
             f"FROM read_parquet(?) WHERE strftime(event_timestamp, '%Y-%m-%d') IN (SELECT unnest(?)) "
             f"ORDER BY impression_id", [marts, days],
         ).arrow().read_all().to_pandas()
     if frame["impression_id"].duplicated().any():
-        raise RuntimeError(f"impression ids repeat with different keys across {marts}: the marts disagree")
+        raise RuntimeError(f"impression ids repeat with different sample values across {marts}: the marts disagree")
     frame[_ROW] = np.arange(len(frame), dtype=np.int64)
-    schema = _joined_schema()
+    recorded = _cached_fingerprints(cache)
     # Feast's point-in-time join grows faster than linearly in its entity rows (benchmarks/bench_pipeline_scale.py:
     # 20 s → 216 s from 0.3M to 1M impressions) and holds them all in memory: join whole days in chunks of about
     # JOIN_CHUNK_ROWS rows, so a full rebuild costs chunks × a bounded join.
     for chunk in _day_chunks(frame, JOIN_CHUNK_ROWS):
         joined = join_features(store, chunk)
         for day, part in joined.groupby("_day", sort=True):
-            table = pa.Table.from_pandas(part[schema.names], schema=schema, preserve_index=False)
             tmp = cache / f".day={day}.parquet.tmp"
-            pq.write_table(table, tmp)
+            pq.write_table(_to_training_table(part.reset_index(drop=True)), tmp)
             tmp.replace(cache / f"day={day}.parquet")  # atomic: a crash never leaves a half-written day
-
-
-#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it).
-JOIN_CHUNK_ROWS = 200_000
+            recorded[day] = fingerprints[day]
+        _write_fingerprints(cache, recorded)
 
 
 def _day_chunks(frame: pd.DataFrame, max_rows: int):
@@ -271,15 +271,16 @@ def _day_chunks(frame: pd.DataFrame, max_rows: int):
 
 def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache: Path,
                   days: Iterable[str] | None = None, refresh: bool = False) -> JoinedDays:
-    """Bring the per-day cache of joined features of `marts`' impressions up to date; which days were joined.
+    """Bring the per-day cache of joined training rows of `marts`' impressions up to date; which days were joined.
 
     An impression's point-in-time features do not depend on its split, and adding a later day does not change
     them: its feature rows are stamped at or before its own day's 00:00 UTC (sparse rows count impressions before
     their day; a user_behaviour row of day D is the history before D, so the snapshot an impression of day D joins
     depends only on events before D), and dbt's day-window builds recompute mart rows only from the run's first day
     on (checked on tests/raw_fixture.py: full dbt builds without and with the last day agree on every row of the four
-    feature marts stamped before it). So the cache keeps each day once joined, except: `days` (a run's partition
-    days, `YYYY-MM-DD`) re-join from their earliest day on, every later day included. A re-ingested or backfilled
+    feature marts stamped before it). So the cache keeps each day once joined, except: a day whose sample rows
+    changed (its fingerprint: rows and a hash of their sample columns), and `days` (a run's partition days,
+    `YYYY-MM-DD`) re-join from their earliest day on, every later day included. A re-ingested or backfilled
     day B rewrites the mart rows stamped from B on: sparse rows through B + window (and those carried by the 30-day
     TTL), and the cumulative user_behaviour rows of every later day. On a daily tick B is the newest day, so only it
     is joined.
@@ -288,39 +289,67 @@ def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache
     started = time.perf_counter()
     cache = Path(cache)
     stamp = cache / "schema.json"
-    wanted = json.dumps({f.name: str(f.type) for f in _joined_schema()}, indent=2)
+    wanted = json.dumps({"rows": "training", **{f.name: str(f.type) for f in _training_schema()}}, indent=2)
     if refresh or (stamp.exists() and stamp.read_text() != wanted):  # other features: nothing cached is reusable
         shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
     stamp.write_text(wanted)
     sources = _mart_paths(paths, marts)
     days = sorted(days or [])
-    since = days[0] if days else None
-    all_days, to_join = _days_to_join(sources, cache, since)
+    current = _day_fingerprints(sources)
+    to_join = _days_to_join(current, _cached_fingerprints(cache), days[0] if days else None)
     if to_join:
-        _join_days(store, sources, to_join, cache)
+        _join_days(store, sources, to_join, cache, current)
     for path in cache.glob("day=*.parquet"):  # days no mart holds any more
-        if path.stem.removeprefix("day=") not in all_days:
+        if path.stem.removeprefix("day=") not in current:
             path.unlink()
+    _write_fingerprints(cache, {d: fp for d, fp in _cached_fingerprints(cache).items() if d in current})
     joined = set(to_join)
-    return JoinedDays(joined=to_join, reused=[d for d in all_days if d not in joined],
+    return JoinedDays(joined=to_join, reused=[d for d in current if d not in joined],
                       seconds=time.perf_counter() - started)
 
 
-def _read_joined(cache: Path) -> pd.DataFrame:
-    files = sorted(cache.glob("day=*.parquet"))
-    if not files:
-        return _joined_schema().empty_table().to_pandas()
-    return pa.concat_tables(pq.read_table(f, schema=_joined_schema()) for f in files).to_pandas()
+def _split_ids_by_day(paths: Paths, mart: str, split: str) -> dict[str, pa.Array]:
+    """The impression ids of `split` in `mart`, per impression day."""
+    path = paths.marts_dir / f"{mart}.parquet"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        table = con.execute(
+            "SELECT strftime(event_timestamp, '%Y-%m-%d') AS day, list(impression_id) AS ids FROM read_parquet(?) "
+            "WHERE split = ? GROUP BY day", [str(path), split]).arrow().read_all()
+    ids = table.column("ids").combine_chunks() if table.num_rows else None
+    return {day: ids[i].values for i, day in enumerate(table.column("day").to_pylist())}
 
 
-def _with_features(frame: pd.DataFrame, joined: pd.DataFrame, where: str) -> pd.DataFrame:
-    out = frame.merge(joined, on="impression_id", how="left", validate="many_to_one", indicator=True)
-    missing = int((out.pop("_merge") != "both").sum())
-    if missing:
-        raise RuntimeError(f"{where}: {missing} samples have no joined features in the cache; rebuild with "
-                           "refresh=True")
-    return out
+def _write_splits(cache: Path, out_dir: Path, split_ids: dict[str, dict[str, pa.Array]], samples: str,
+                  splits: dict[str, str]) -> dict[str, int]:
+    """Every split file from the cached days, a day at a time (memory bounded by a day); rows per split.
+    Rows come in day order, by impression id within a day."""
+    schema = _training_schema()
+    tmp = {split: out_dir / f".{split}.parquet.tmp" for split in split_ids}
+    writers = {split: pq.ParquetWriter(tmp[split], schema) for split in split_ids}
+    rows = dict.fromkeys(split_ids, 0)
+    try:
+        for day in sorted({d for by_day in split_ids.values() for d in by_day}):
+            path = cache / f"day={day}.parquet"
+            table = pq.read_table(path, schema=schema) if path.exists() else schema.empty_table()
+            for split, by_day in split_ids.items():
+                ids = by_day.get(day)
+                if ids is None:
+                    continue
+                part = table.filter(pc.is_in(table["impression_id"], value_set=ids))
+                if part.num_rows != len(ids):
+                    raise RuntimeError(
+                        f"{samples}/{split} ({splits[split]}): {len(ids) - part.num_rows} samples of {day} have no "
+                        "joined features in the cache; rebuild with refresh=True")
+                writers[split].write_table(part)
+                rows[split] += part.num_rows
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for split, path in tmp.items():
+        path.replace(out_dir / f"{split}.parquet")
+    return rows
 
 
 def build_training_folder(
@@ -337,24 +366,18 @@ def build_training_folder(
 
     `splits` maps output split -> sample mart (default SPLITS[samples]); `emb_model` defaults to the
     `emb_model` key of the embedding parquet's schema metadata. Features are joined per impression day and cached
-    in `out_dir/.joined/`: only days not joined yet, and `days` (a run's partition days) with every later day, go
-    through Feast; `refresh` joins every day again (see `update_joined`). The split labels always come from the
-    current marts, so a day whose impressions moved split lands in its new split file. The returned dict also
-    carries `.days` (a JoinedDays).
+    as training rows in `out_dir/.joined/`; the split files are written from that cache a day at a time, so memory
+    is bounded by a day, not the history. Only days not joined yet (or whose sample rows changed), and `days` (a
+    run's partition days) with every later day, go through Feast; `refresh` joins every day again (see
+    `update_joined`). The split labels always come from the current marts, so a day whose impressions moved split
+    lands in its new split file. The returned dict also carries `.days` (a JoinedDays).
     """
     splits = splits or SPLITS[samples]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     joined_days = update_joined(store, paths, splits.values(), out_dir / JOINED_DIR, days=days, refresh=refresh)
-    joined = _read_joined(out_dir / JOINED_DIR)
-    rows = {}
-    for split, mart in splits.items():
-        frame = _read_split(paths, mart, split)
-        table = _to_training_table(_with_features(frame, joined, f"{samples}/{split} ({mart})"))
-        if table.num_rows != len(frame):
-            raise RuntimeError(f"{samples}/{split}: {len(frame)} samples in {mart} but {table.num_rows} written")
-        pq.write_table(table, out_dir / f"{split}.parquet")
-        rows[split] = table.num_rows
+    split_ids = {split: _split_ids_by_day(paths, mart, split) for split, mart in splits.items()}
+    rows = _write_splits(out_dir / JOINED_DIR, out_dir, split_ids, samples, splits)
     dim, model = _copy_embeddings(paths, out_dir)
     meta = {"domains": _domains(paths), "emb_dim": dim, "emb_model": emb_model or model, "samples": samples,
             "rows": rows, "behaviour": {"length": BEHAVIOUR_LENGTH, "query_length": BEHAVIOUR_QUERY_LENGTH}}

@@ -28,3 +28,18 @@ def tiny_pretrained(tmp_path_factory):
     result = train(TrainConfig(model_kwargs={"hidden": 16}, epochs=2, batch_size=256, num_threads=1, progress=False,
                                checkpoint_every=0), folders["pretrain"], root / "pre")
     return folders, result["checkpoint"]
+
+
+@pytest.fixture(scope="session")
+def raw(tmp_path_factory) -> dict:
+    """The tiny synthetic data validated: clean raw tables as DataFrames (tests/quality_frames.py shapes marts)."""
+    import pyarrow.parquet as pq
+
+    from unisr_data.contract import TABLES, table_path
+    from unisr_data.synthetic import SyntheticConfig, generate
+    from unisr_data.validation import validate
+
+    base = tmp_path_factory.mktemp("quality")
+    generate(SyntheticConfig.tiny(), base / "landing")
+    validate(base / "landing", base / "raw", base / "quarantine")
+    return {t: pq.read_table(table_path(base / "raw", t)).to_pandas() for t in TABLES}

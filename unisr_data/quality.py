@@ -191,11 +191,16 @@ def _describe_failure(result) -> str:
     return f"{config.type} on {where} {kwargs or ''}: failed".replace(" : ", ": ")
 
 
-def check_frame(df: pd.DataFrame, suite: str) -> QualityResult:
-    """Run the expectation suite `suite` (one of SUITES) on `df`; failures are readable one-liners."""
+def suite_expectations(suite: str, df: pd.DataFrame) -> list[gxe.Expectation]:
+    """The expectations of suite `suite` (one of SUITES) for the frame `df` (some bounds depend on its length)."""
     if suite not in _BUILDERS:
         raise KeyError(f"unknown quality suite {suite!r}; expected one of {SUITES}")
-    expectations = _BUILDERS[suite](df)
+    return _BUILDERS[suite](df)
+
+
+def check_frame(df: pd.DataFrame, suite: str) -> QualityResult:
+    """Run the expectation suite `suite` (one of SUITES) on `df`; failures are readable one-liners."""
+    expectations = suite_expectations(suite, df)
     # A missing column makes column expectations raise: report it once, clearly, instead.
     missing = [e.column for e in expectations if isinstance(e, gxe.ExpectColumnToExist) and e.column not in df.columns]
     if missing:
