@@ -294,7 +294,9 @@ def stage_training_sets(paths, last_day_only: bool = False) -> dict:
             else "full rebuild (no training-set append API)")
     # Where the time goes: Feast's point-in-time joins (update_joined) vs reading, merging and writing the folders.
     join_s = sum(getattr(getattr(r, "days", None), "seconds", 0.0) for r in rows.values())
-    return {"mode": mode, "rows": {k: dict(v) for k, v in rows.items()}, "feast_join_s": round(join_s, 2)}
+    parts = sum(sum(getattr(getattr(r, "days", None), "parts_written", {}).values()) for r in rows.values())
+    return {"mode": mode, "rows": {k: dict(v) for k, v in rows.items()}, "feast_join_s": round(join_s, 2),
+            "day_parts_written": parts}
 
 
 def stage_train_epoch(paths, model: str = "mmoe") -> dict:
@@ -382,6 +384,8 @@ def measure_size(size: int, n_days: int, work: Path, args) -> dict:
     def timed(into: dict, stage: str, root: Path, stage_args: dict | None = None) -> None:
         into[stage] = run_stage(stage, root, stage_args)
         extra = f" (Feast joins {into[stage]['feast_join_s']:.1f} s)" if "feast_join_s" in into[stage] else ""
+        if "day_parts_written" in into[stage]:
+            extra += f" ({into[stage]['day_parts_written']} day parts written)"
         say(f"{stage:<14} {into[stage]['seconds']:8.1f} s {into[stage]['peak_mib']:7.0f} MiB "
             f"{into[stage].get('mode', '')} {' '.join(into[stage].get('failed_tests', []))}".rstrip() + extra)
 

@@ -171,6 +171,7 @@ class JoinedDays:
     joined: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    parts_written: dict[str, int] = field(default_factory=dict)  # day parts (re)written per split
 
 
 class FolderRows(dict):
@@ -309,47 +310,66 @@ def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache
                       seconds=time.perf_counter() - started)
 
 
-def _split_ids_by_day(paths: Paths, mart: str, split: str) -> dict[str, pa.Array]:
-    """The impression ids of `split` in `mart`, per impression day."""
+def _split_ids_by_day(paths: Paths, mart: str, split: str) -> dict[str, tuple[pa.Array, str]]:
+    """The impression ids of `split` in `mart` per impression day, each with its fingerprint (count, hash sum)."""
     path = paths.marts_dir / f"{mart}.parquet"
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         table = con.execute(
-            "SELECT strftime(event_timestamp, '%Y-%m-%d') AS day, list(impression_id) AS ids FROM read_parquet(?) "
+            "SELECT strftime(event_timestamp, '%Y-%m-%d') AS day, list(impression_id) AS ids, "
+            "count(*) || ':' || sum(hash(impression_id)) AS fingerprint FROM read_parquet(?) "
             "WHERE split = ? GROUP BY day", [str(path), split]).arrow().read_all()
     ids = table.column("ids").combine_chunks() if table.num_rows else None
-    return {day: ids[i].values for i, day in enumerate(table.column("day").to_pylist())}
+    return {day: (ids[i].values, fp) for i, (day, fp)
+            in enumerate(zip(table.column("day").to_pylist(), table.column("fingerprint").to_pylist()))}
 
 
-def _write_splits(cache: Path, out_dir: Path, split_ids: dict[str, dict[str, pa.Array]], samples: str,
-                  splits: dict[str, str]) -> dict[str, int]:
-    """Every split file from the cached days, a day at a time (memory bounded by a day); rows per split.
-    Rows come in day order, by impression id within a day."""
+#: Inside a split folder: what each day part was written from (hidden: readers and tree_digest skip it).
+_PART_STAMPS = ".parts.json"
+#: The part an empty split holds, so the folder still reads as a table with the contract's schema.
+_EMPTY_PART = "none.parquet"
+
+
+def _write_split(cache: Path, folder: Path, by_day: dict[str, tuple[pa.Array, str]], where: str) -> tuple[int, int]:
+    """The split folder `folder` (one parquet part per day, `<day>.parquet`) from the cached days; (rows, parts
+    written). A part is rewritten only when its day's ids or its cached day changed, so a daily tick writes its day
+    (and the days whose split moved), not the history."""
     schema = _training_schema()
-    tmp = {split: out_dir / f".{split}.parquet.tmp" for split in split_ids}
-    writers = {split: pq.ParquetWriter(tmp[split], schema) for split in split_ids}
-    rows = dict.fromkeys(split_ids, 0)
-    try:
-        for day in sorted({d for by_day in split_ids.values() for d in by_day}):
-            path = cache / f"day={day}.parquet"
-            table = pq.read_table(path, schema=schema) if path.exists() else schema.empty_table()
-            for split, by_day in split_ids.items():
-                ids = by_day.get(day)
-                if ids is None:
-                    continue
-                part = table.filter(pc.is_in(table["impression_id"], value_set=ids))
-                if part.num_rows != len(ids):
-                    raise RuntimeError(
-                        f"{samples}/{split} ({splits[split]}): {len(ids) - part.num_rows} samples of {day} have no "
-                        "joined features in the cache; rebuild with refresh=True")
-                writers[split].write_table(part)
-                rows[split] += part.num_rows
-    finally:
-        for writer in writers.values():
-            writer.close()
-    for split, path in tmp.items():
-        path.replace(out_dir / f"{split}.parquet")
-    return rows
+    if folder.is_file():  # a single-file split of an older build
+        folder.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamps_path = folder / _PART_STAMPS
+    old = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
+    stamps, rows, written = {}, 0, 0
+    for day, (ids, fingerprint) in sorted(by_day.items()):
+        source = cache / f"day={day}.parquet"
+        if not source.exists():
+            raise RuntimeError(f"{where}: the {len(ids)} samples of {day} have no joined features in the cache; "
+                               "rebuild with refresh=True")
+        stat = source.stat()
+        stamps[day] = f"{fingerprint}|{stat.st_size}|{stat.st_mtime_ns}"
+        rows += len(ids)
+        part = folder / f"{day}.parquet"
+        if old.get(day) == stamps[day] and part.exists():
+            continue
+        table = pq.read_table(source, schema=schema)
+        table = table.filter(pc.is_in(table["impression_id"], value_set=ids))
+        if table.num_rows != len(ids):
+            raise RuntimeError(f"{where}: {len(ids) - table.num_rows} samples of {day} have no joined features in "
+                               "the cache; rebuild with refresh=True")
+        tmp = folder / f".{day}.parquet.tmp"
+        pq.write_table(table, tmp)
+        tmp.replace(part)  # atomic: a crash never leaves a half-written part
+        written += 1
+    for stale in folder.glob("*.parquet"):
+        if stale.stem not in stamps:
+            stale.unlink()
+    if not stamps:
+        pq.write_table(schema.empty_table(), folder / _EMPTY_PART)
+    tmp = folder / f"{_PART_STAMPS}.tmp"
+    tmp.write_text(json.dumps(stamps, indent=1))
+    tmp.replace(stamps_path)
+    return rows, written
 
 
 def build_training_folder(
@@ -366,18 +386,24 @@ def build_training_folder(
 
     `splits` maps output split -> sample mart (default SPLITS[samples]); `emb_model` defaults to the
     `emb_model` key of the embedding parquet's schema metadata. Features are joined per impression day and cached
-    as training rows in `out_dir/.joined/`; the split files are written from that cache a day at a time, so memory
-    is bounded by a day, not the history. Only days not joined yet (or whose sample rows changed), and `days` (a
+    as training rows in `out_dir/.joined/`. Each split is a folder of day parts, `<split>.parquet/<day>.parquet`
+    (pyarrow, pandas and `models/` read it as one table, in day order); a part is written only when its day's ids
+    or its cached day changed, so memory is bounded by a day and a daily tick writes its day, not the history.
+    Only days not joined yet (or whose sample rows changed), and `days` (a
     run's partition days) with every later day, go through Feast; `refresh` joins every day again (see
     `update_joined`). The split labels always come from the current marts, so a day whose impressions moved split
-    lands in its new split file. The returned dict also carries `.days` (a JoinedDays).
+    lands in its new split folder. The returned dict also carries `.days` (a JoinedDays).
     """
     splits = splits or SPLITS[samples]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     joined_days = update_joined(store, paths, splits.values(), out_dir / JOINED_DIR, days=days, refresh=refresh)
-    split_ids = {split: _split_ids_by_day(paths, mart, split) for split, mart in splits.items()}
-    rows = _write_splits(out_dir / JOINED_DIR, out_dir, split_ids, samples, splits)
+    rows, parts_written = {}, {}
+    for split, mart in splits.items():
+        rows[split], parts_written[split] = _write_split(
+            out_dir / JOINED_DIR, out_dir / f"{split}.parquet", _split_ids_by_day(paths, mart, split),
+            f"{samples}/{split} ({mart})")
+    joined_days.parts_written = parts_written
     dim, model = _copy_embeddings(paths, out_dir)
     meta = {"domains": _domains(paths), "emb_dim": dim, "emb_model": emb_model or model, "samples": samples,
             "rows": rows, "behaviour": {"length": BEHAVIOUR_LENGTH, "query_length": BEHAVIOUR_QUERY_LENGTH}}

@@ -4,9 +4,8 @@ from __future__ import annotations
 import subprocess
 from functools import lru_cache
 
-import pyarrow.parquet as pq
-
 from models.model_registry import file_digest
+from unisr_data.contract import parquet_rows
 from unisr_data.paths import REPO_ROOT, Paths
 
 
@@ -31,7 +30,7 @@ def data_version(paths: Paths) -> dict:
     if dbt_project.manifest_path.exists():
         version["dbt_manifest_sha256"] = file_digest(dbt_project.manifest_path)[:16]
     for folder in sorted(paths.training_dir.glob("*")):
-        for split in sorted(folder.glob("*.parquet")):
+        for split in sorted(folder.glob("*.parquet")):  # a split is a parquet file or a folder of day parts
             if split.stem in ("train", "valid", "test"):
-                version[f"rows_{folder.name}_{split.stem}"] = pq.ParquetFile(split).metadata.num_rows
+                version[f"rows_{folder.name}_{split.stem}"] = parquet_rows(split)
     return version

@@ -73,12 +73,11 @@ def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path) 
     }
     train_file = Path(data_dir) / "train.parquet"
     if not small_data and _uses_cuda(settings) and train_file.exists():
-        import pyarrow.parquet as pq
-
         from models.engine import TrainConfig, scaled_for_batch
         from models.finetune import FinetuneConfig
+        from unisr_data.contract import parquet_rows
 
-        factor = cuda_batch_factor(pq.read_metadata(train_file).num_rows, budget["batch_size"])
+        factor = cuda_batch_factor(parquet_rows(train_file), budget["batch_size"])
         if factor > 1:
             base_lr = (TrainConfig if mode == "train" else FinetuneConfig).lr
             budget["batch_size"], budget["lr"] = scaled_for_batch(budget["batch_size"], base_lr, factor)

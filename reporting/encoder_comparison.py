@@ -119,8 +119,12 @@ def build_encoder_folders(paths: Paths, embeddings_dir: Path, out_root: Path, mo
         if dst.exists():
             shutil.rmtree(dst)
         dst.mkdir(parents=True)
-        for path in sorted(src.iterdir()):
-            if path.is_file() and path.name not in TEXT_TABLES and path.name != "meta.json":
+        for path in sorted(src.iterdir()):  # the splits: parquet files or folders of day parts
+            if path.name.startswith(".") or path.name in TEXT_TABLES or path.name == "meta.json":
+                continue
+            if path.is_dir():
+                shutil.copytree(path, dst / path.name)
+            elif path.is_file():
                 shutil.copy2(path, dst / path.name)
         # the same latest-vector-per-id copy the default training folders get (features/training_set.py)
         dim, _ = _copy_embeddings(_EmbeddingsAt(paths.root, paths.dataset, Path(embeddings_dir)), dst)

@@ -134,7 +134,7 @@ def test_training_folder_has_contract_columns_and_all_rows(store, fx, tmp_path):
     assert sum(rows.values()) == fx.sample_rows["pretrain"] and set(rows) == {"train", "valid"}
 
     folder = tmp_path / "pretrain"
-    schema = pq.read_schema(folder / "train.parquet")
+    schema = pq.read_table(folder / "train.parquet").schema  # a folder of day parts
     for column in ("domain_id", "user_id", "item_id", "query_id", "request_id", "label", "event_timestamp",
                    "is_new_item"):
         assert column in schema.names
@@ -178,7 +178,7 @@ def test_training_folder_keeps_types_for_rec_only_and_empty_splits(store, fx, tm
                                  splits={"train": "samples_coldstart_train", "test": "samples_coldstart_train"})
     assert rows == {"train": fx.sample_rows["coldstart_train"], "test": 0}
     for split in ("train", "test"):
-        schema = pq.read_schema(tmp_path / f"{split}.parquet")
+        schema = pq.read_table(tmp_path / f"{split}.parquet").schema
         assert str(schema.field("query_id").type) == "string"
         assert str(schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
     assert pd.read_parquet(tmp_path / "train.parquet")["num_query_ctr_7d"].isna().all()
@@ -359,6 +359,9 @@ def test_training_folders_grow_by_the_new_day_and_equal_a_full_build(tmp_path, m
         inc = build_training_folder(store, fx.paths, samples, tmp_path / "inc" / samples, days=[_day_key(last)])
         assert inc.days.joined == [_day_key(last)]
         assert inc.days.reused == [_day_key(d) for d in range(last)]
+        # each split folder rewrites only its day parts that changed: the new day, and a day whose split moved
+        assert 0 < sum(inc.days.parts_written.values()) and max(inc.days.parts_written.values()) <= 2, \
+            inc.days.parts_written
         # the from-scratch build joins whole days in chunks of ~30 rows: one Feast call per chunk, same rows
         calls = []
         monkeypatch.setattr(training_set, "JOIN_CHUNK_ROWS", 30)
@@ -388,6 +391,7 @@ def test_training_folders_grow_by_the_new_day_and_equal_a_full_build(tmp_path, m
     assert redo.days.joined == [_day_key(d) for d in range(2, fx.n_days)]
     unchanged = build_training_folder(store, fx.paths, "coldstart", tmp_path / "inc" / "coldstart")
     assert unchanged.days.joined == [] and len(unchanged.days.reused) == fx.n_days
+    assert sum(unchanged.days.parts_written.values()) == 0
     # a sample row of an old day changed in the marts without the run naming its day: its fingerprint catches it
     path = fx.paths.marts_dir / "samples_coldstart_train.parquet"
     table = pq.read_table(path)

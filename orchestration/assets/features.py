@@ -82,7 +82,8 @@ def online_features(context: AssetExecutionContext, settings: UnisrSettings, fea
     # and refuses historical retrieval from it meanwhile (a race the daily tick's end-to-end test hit).
     description="Training folders (pretrain; cold-start train/valid/test) from Feast point-in-time historical "
                 "retrieval, joined per impression day: a partitioned run joins its days (and any later), reuses "
-                "the others from the day cache; a run outside the partitioned jobs rebuilds all.",
+                "the others from the day cache, and rewrites only the changed day parts of each split folder; a "
+                "run outside the partitioned jobs rebuilds all.",
 )
 def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast: FeastResource) -> MaterializeResult:
     from features.training_set import build_training_folder
@@ -102,6 +103,7 @@ def training_sets(context: AssetExecutionContext, settings: UnisrSettings, feast
             **{f"rows_{name}_{split}": int(n) for name, splits in counts.items() for split, n in splits.items()},
             **{f"days_joined_{name}": len(c.days.joined) for name, c in counts.items()},
             **{f"days_reused_{name}": len(c.days.reused) for name, c in counts.items()},
+            **{f"day_parts_written_{name}": int(sum(c.days.parts_written.values())) for name, c in counts.items()},
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
