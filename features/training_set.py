@@ -195,8 +195,10 @@ def _mart_paths(paths: Paths, marts: Iterable[str]) -> list[str]:
 #: The sample columns whose values a cached day holds: a day whose fingerprint over them changes is joined again.
 _FINGERPRINT = "count(*) || ':' || sum(hash({}))".format(", ".join(SAMPLE_COLUMNS))
 _FINGERPRINTS = "fingerprints.json"
-#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it).
+#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it), at
+#: up to JOIN_REFERENCE_DAYS days of history; beyond, fewer in proportion (`_chunk_rows`).
 JOIN_CHUNK_ROWS = 200_000
+JOIN_REFERENCE_DAYS = 21
 
 
 def _day_fingerprints(marts: list[str]) -> dict[str, str]:
@@ -245,8 +247,8 @@ def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Pa
     recorded = _cached_fingerprints(cache)
     # Feast's point-in-time join grows faster than linearly in its entity rows (benchmarks/bench_pipeline_scale.py:
     # 20 s → 216 s from 0.3M to 1M impressions) and holds them all in memory: join whole days in chunks of about
-    # JOIN_CHUNK_ROWS rows, so a full rebuild costs chunks × a bounded join.
-    for chunk in _day_chunks(frame, JOIN_CHUNK_ROWS):
+    # `_chunk_rows` rows, so a full rebuild costs chunks × a bounded join.
+    for chunk in _day_chunks(frame, _chunk_rows(len(fingerprints))):
         joined = join_features(store, chunk)
         for day, part in joined.groupby("_day", sort=True):
             tmp = cache / f".day={day}.parquet.tmp"
@@ -254,6 +256,14 @@ def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Pa
             tmp.replace(cache / f"day={day}.parquet")  # atomic: a crash never leaves a half-written day
             recorded[day] = fingerprints[day]
         _write_fingerprints(cache, recorded)
+
+
+def _chunk_rows(history_days: int) -> int:
+    """Entity rows per Feast call over `history_days` days of marts. Its join (DuckDB through ibis) pairs each entity
+    row with every feature row of its entity before the TTL cut, and a user has a user_behaviour row on nearly every
+    day (no TTL): memory grows as rows × history days. At 4M impressions over 210 days, 200k-row chunks held ~16 GiB.
+    """
+    return max(1, JOIN_CHUNK_ROWS * JOIN_REFERENCE_DAYS // max(history_days, JOIN_REFERENCE_DAYS))
 
 
 def _day_chunks(frame: pd.DataFrame, max_rows: int):

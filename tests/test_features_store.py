@@ -434,3 +434,11 @@ def test_feature_assets_follow_the_run_partition(tmp_path):
     outside = metadata({})
     assert outside["online_features"]["loaded"]["user_features"]["mode"] == "full"
     assert outside["training_sets"]["days_joined_pretrain"] == fx.n_days
+
+
+def test_feast_join_chunks_shrink_with_the_history():
+    from features.training_set import JOIN_CHUNK_ROWS, _chunk_rows
+
+    assert _chunk_rows(5) == _chunk_rows(21) == JOIN_CHUNK_ROWS
+    assert _chunk_rows(210) == JOIN_CHUNK_ROWS // 10  # rows x history days stays what it is at three weeks
+    assert _chunk_rows(10**9) >= 1
