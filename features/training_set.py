@@ -164,6 +164,12 @@ def _domains(paths: Paths) -> list[dict]:
     ]
 
 
+#: Cache files and split parts hold one day each, or one month each when the samples span more than LONG_SPAN_DAYS
+#: (MovieLens: decades of sparse days; a file per day would be thousands of small files for every reader).
+DAY, MONTH = "%Y-%m-%d", "%Y-%m"
+LONG_SPAN_DAYS = 400
+
+
 @dataclass
 class JoinedDays:
     """The impression days whose features this build joined through Feast, and those read from the cache."""
@@ -172,6 +178,7 @@ class JoinedDays:
     reused: list[str] = field(default_factory=list)
     seconds: float = 0.0
     parts_written: dict[str, int] = field(default_factory=dict)  # day parts (re)written per split
+    period: str = DAY  # what a cache file and a split part hold: DAY, or MONTH for a long span
 
 
 class FolderRows(dict):
@@ -195,18 +202,28 @@ def _mart_paths(paths: Paths, marts: Iterable[str]) -> list[str]:
 #: The sample columns whose values a cached day holds: a day whose fingerprint over them changes is joined again.
 _FINGERPRINT = "count(*) || ':' || sum(hash({}))".format(", ".join(SAMPLE_COLUMNS))
 _FINGERPRINTS = "fingerprints.json"
-#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it), at
-#: up to JOIN_REFERENCE_DAYS days of history; beyond, fewer in proportion (`_chunk_rows`).
+#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it), while
+#: users have up to JOIN_REFERENCE_ROWS user_behaviour rows each (three weeks of daily rows); beyond, fewer in
+#: proportion (`_chunk_rows`).
 JOIN_CHUNK_ROWS = 200_000
-JOIN_REFERENCE_DAYS = 21
+JOIN_REFERENCE_ROWS = 21
 
 
-def _day_fingerprints(marts: list[str]) -> dict[str, str]:
-    """Per impression day of `marts`: rows and a hash sum of their sample columns (order-free, exact to a change)."""
+
+
+def _period_format(marts: list[str]) -> str:
+    with duckdb.connect() as con:
+        span = con.execute("SELECT date_diff('day', min(event_timestamp), max(event_timestamp)) FROM read_parquet(?)",
+                           [marts]).fetchone()[0]
+    return MONTH if span is not None and span > LONG_SPAN_DAYS else DAY
+
+
+def _day_fingerprints(marts: list[str], period: str = DAY) -> dict[str, str]:
+    """Per impression day (or month) of `marts`: rows and a hash sum of their sample columns (order-free)."""
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         rows = con.execute(
-            f"SELECT strftime(event_timestamp, '%Y-%m-%d') AS day, {_FINGERPRINT} "
+            f"SELECT strftime(event_timestamp, '{period}') AS day, {_FINGERPRINT} "
             f"FROM (SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)} FROM read_parquet($marts)) GROUP BY day ORDER BY day",
             {"marts": marts}).fetchall()
     return {day: str(fingerprint) for day, fingerprint in rows}
@@ -231,14 +248,14 @@ def _days_to_join(current: dict[str, str], cached: dict[str, str], since: str | 
 
 
 def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Path,
-               fingerprints: dict[str, str]) -> None:
+               fingerprints: dict[str, str], chunk_rows: int = JOIN_CHUNK_ROWS, period: str = DAY) -> None:
     """Point-in-time join of the impressions of `days` (every mart), written as training rows to
     `cache/day=<day>.parquet`; each day's fingerprint is recorded once its file is in place."""
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         frame = con.execute(
-            f"SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)}, strftime(event_timestamp, '%Y-%m-%d') AS _day "
-            f"FROM read_parquet(?) WHERE strftime(event_timestamp, '%Y-%m-%d') IN (SELECT unnest(?)) "
+            f"SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)}, strftime(event_timestamp, '{period}') AS _day "
+            f"FROM read_parquet(?) WHERE strftime(event_timestamp, '{period}') IN (SELECT unnest(?)) "
             f"ORDER BY impression_id", [marts, days],
         ).arrow().read_all().to_pandas()
     if frame["impression_id"].duplicated().any():
@@ -248,7 +265,7 @@ def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Pa
     # Feast's point-in-time join grows faster than linearly in its entity rows (benchmarks/bench_pipeline_scale.py:
     # 20 s → 216 s from 0.3M to 1M impressions) and holds them all in memory: join whole days in chunks of about
     # `_chunk_rows` rows, so a full rebuild costs chunks × a bounded join.
-    for chunk in _day_chunks(frame, _chunk_rows(len(fingerprints))):
+    for chunk in _day_chunks(frame, chunk_rows):
         joined = join_features(store, chunk)
         for day, part in joined.groupby("_day", sort=True):
             tmp = cache / f".day={day}.parquet.tmp"
@@ -258,12 +275,22 @@ def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Pa
         _write_fingerprints(cache, recorded)
 
 
-def _chunk_rows(history_days: int) -> int:
-    """Entity rows per Feast call over `history_days` days of marts. Its join (DuckDB through ibis) pairs each entity
-    row with every feature row of its entity before the TTL cut, and a user has a user_behaviour row on nearly every
-    day (no TTL): memory grows as rows × history days. At 4M impressions over 210 days, 200k-row chunks held ~16 GiB.
-    """
-    return max(1, JOIN_CHUNK_ROWS * JOIN_REFERENCE_DAYS // max(history_days, JOIN_REFERENCE_DAYS))
+def _chunk_rows(rows_per_user: float) -> int:
+    """Entity rows per Feast call when users have `rows_per_user` user_behaviour rows on average. Feast's join (DuckDB
+    through ibis) pairs each entity row with every feature row of its entity before the TTL cut, and user_behaviour
+    has no TTL: memory grows as rows × rows per user. At 4M impressions over 210 days (~210 rows a user), 200k-row
+    chunks held ~16 GiB. A long but sparse history (MovieLens: decades, few active days a user) keeps full chunks."""
+    return max(1, int(JOIN_CHUNK_ROWS * JOIN_REFERENCE_ROWS // max(rows_per_user, JOIN_REFERENCE_ROWS)))
+
+
+def _behaviour_rows_per_user(paths: Paths) -> float:
+    path = paths.marts_dir / f"{BEHAVIOUR_VIEW}.parquet"
+    if not path.exists():
+        return 0.0
+    with duckdb.connect() as con:
+        rows, users = con.execute("SELECT count(*), count(DISTINCT user_id) FROM read_parquet(?)",
+                                  [str(path)]).fetchone()
+    return rows / users if users else 0.0
 
 
 def _day_chunks(frame: pd.DataFrame, max_rows: int):
@@ -307,26 +334,28 @@ def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache
     stamp.write_text(wanted)
     sources = _mart_paths(paths, marts)
     days = sorted(days or [])
-    current = _day_fingerprints(sources)
-    to_join = _days_to_join(current, _cached_fingerprints(cache), days[0] if days else None)
+    period = _period_format(sources)
+    current = _day_fingerprints(sources, period)
+    since = days[0][:len("YYYY-MM")] if days and period == MONTH else days[0] if days else None
+    to_join = _days_to_join(current, _cached_fingerprints(cache), since)
     if to_join:
-        _join_days(store, sources, to_join, cache, current)
+        _join_days(store, sources, to_join, cache, current, _chunk_rows(_behaviour_rows_per_user(paths)), period)
     for path in cache.glob("day=*.parquet"):  # days no mart holds any more
         if path.stem.removeprefix("day=") not in current:
             path.unlink()
     _write_fingerprints(cache, {d: fp for d, fp in _cached_fingerprints(cache).items() if d in current})
     joined = set(to_join)
     return JoinedDays(joined=to_join, reused=[d for d in current if d not in joined],
-                      seconds=time.perf_counter() - started)
+                      seconds=time.perf_counter() - started, period=period)
 
 
-def _split_ids_by_day(paths: Paths, mart: str, split: str) -> dict[str, tuple[pa.Array, str]]:
+def _split_ids_by_day(paths: Paths, mart: str, split: str, period: str = DAY) -> dict[str, tuple[pa.Array, str]]:
     """The impression ids of `split` in `mart` per impression day, each with its fingerprint (count, hash sum)."""
     path = paths.marts_dir / f"{mart}.parquet"
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         table = con.execute(
-            "SELECT strftime(event_timestamp, '%Y-%m-%d') AS day, list(impression_id) AS ids, "
+            f"SELECT strftime(event_timestamp, '{period}') AS day, list(impression_id) AS ids, "
             "count(*) || ':' || sum(hash(impression_id)) AS fingerprint FROM read_parquet(?) "
             "WHERE split = ? GROUP BY day", [str(path), split]).arrow().read_all()
     ids = table.column("ids").combine_chunks() if table.num_rows else None
@@ -411,8 +440,8 @@ def build_training_folder(
     rows, parts_written = {}, {}
     for split, mart in splits.items():
         rows[split], parts_written[split] = _write_split(
-            out_dir / JOINED_DIR, out_dir / f"{split}.parquet", _split_ids_by_day(paths, mart, split),
-            f"{samples}/{split} ({mart})")
+            out_dir / JOINED_DIR, out_dir / f"{split}.parquet",
+            _split_ids_by_day(paths, mart, split, joined_days.period), f"{samples}/{split} ({mart})")
     joined_days.parts_written = parts_written
     dim, model = _copy_embeddings(paths, out_dir)
     meta = {"domains": _domains(paths), "emb_dim": dim, "emb_model": emb_model or model, "samples": samples,

@@ -436,9 +436,23 @@ def test_feature_assets_follow_the_run_partition(tmp_path):
     assert outside["training_sets"]["days_joined_pretrain"] == fx.n_days
 
 
-def test_feast_join_chunks_shrink_with_the_history():
+def test_feast_join_chunks_shrink_with_the_behaviour_rows_per_user():
     from features.training_set import JOIN_CHUNK_ROWS, _chunk_rows
 
-    assert _chunk_rows(5) == _chunk_rows(21) == JOIN_CHUNK_ROWS
-    assert _chunk_rows(210) == JOIN_CHUNK_ROWS // 10  # rows x history days stays what it is at three weeks
+    assert _chunk_rows(0) == _chunk_rows(5) == _chunk_rows(21) == JOIN_CHUNK_ROWS
+    assert _chunk_rows(210) == JOIN_CHUNK_ROWS // 10  # rows x behaviour rows per user stays what it is at 21
     assert _chunk_rows(10**9) >= 1
+
+
+def test_a_long_span_is_cached_and_split_by_month(tmp_path):
+    from features.training_set import DAY, MONTH, _period_format
+
+    def marts(days: int) -> list[str]:
+        path = tmp_path / f"span{days}.parquet"
+        stamps = pa.array([pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2000-01-01", tz="UTC")
+                           + pd.Timedelta(days=days)], pa.timestamp("us", tz="UTC"))
+        pq.write_table(pa.table({"event_timestamp": stamps}), path)
+        return [str(path)]
+
+    assert _period_format(marts(210)) == DAY      # the synthetic default and 10x its history: a part per day
+    assert _period_format(marts(8000)) == MONTH   # MovieLens' decades: a part per month
