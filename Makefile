@@ -54,9 +54,12 @@ $(ENCODERS_STAMP): $(STAMP) requirements-encoders.lock
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m orchestration.run_all
 
-## Lint (ruff: pyflakes, pycodestyle, import order, bugbear; pyproject [tool.ruff]), then the test suite.
+## Lint (ruff: pyflakes, pycodestyle, import order, bugbear; pyproject [tool.ruff]), then the test suite on
+## TEST_WORKERS pytest-xdist workers, one test module per worker at a time (module fixtures are built once);
+## `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/ruff check . && $(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/ruff check . && $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## Dagster UI on 127.0.0.1:3000 (workspace.yaml).
 ui: install $(DAGSTER_HOME)/dagster.yaml

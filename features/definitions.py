@@ -35,9 +35,12 @@ BEHAVIOUR_FEATURES = {
     "beh_domains": Array(Int64), "beh_domain_clicks": Array(Int64),
 }
 BEHAVIOUR_VIEW = "user_behaviour"
-# A snapshot row is exact until the user's next one (the mart writes a zero-count row when the window empties), so a
-# dormant user's last clicks stay valid for ever: no TTL.
-BEHAVIOUR_TTL = timedelta(0)
+# The mart writes a snapshot at 00:00 of every day the user has an impression (and of the window + 1 days after), so
+# every sample finds its exact snapshot at most a day back: a one-day TTL. It bounds Feast's point-in-time join, which
+# pairs each sample with every row of its user inside the TTL (no TTL: every earlier row, O(rows x days)). Offline, a
+# time more than a day after a dormant user's last row gets no snapshot; online reads do not apply the TTL (Feast
+# checks it only offline), so `rank()` keeps serving a dormant user's last snapshot, which is exact: nothing happened.
+BEHAVIOUR_TTL = timedelta(days=1)
 
 # view name -> (entity name, join key, {feature: feast type})
 SPARSE_VIEWS = {

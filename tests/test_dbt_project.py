@@ -196,6 +196,20 @@ def test_user_behaviour_is_the_history_strictly_before_each_day(built):
     assert checked >= 5
 
 
+def test_user_behaviour_has_a_snapshot_on_every_impression_day(built):
+    """Each impression finds its snapshot at 00:00 of its own day, which is what lets Feast join user_behaviour with a
+    one-day TTL (features/definitions.py): also the day a user returns after a quiet spell longer than the window."""
+    paths, _ = built
+    behaviour = read_mart(paths, "user_behaviour")
+    have = set(zip(behaviour.user_id, behaviour.event_timestamp.dt.tz_localize(None)
+                   if behaviour.event_timestamp.dt.tz is None else behaviour.event_timestamp.dt.tz_convert(None)))
+    rows = pd.DataFrame(impression_rows())
+    need = {(u, pd.Timestamp(day((t - DAY0).days)).tz_localize(None)) for u, t in zip(rows.user_id, rows.event_time)}
+    assert need and need <= have
+    returns = [(u, d) for u, d in need if (u, d - pd.Timedelta(days=1)) not in have]
+    assert returns  # first days and returns after a quiet spell: rows the day-after calendar alone would not write
+
+
 def test_user_behaviour_window_counts_expire(built):
     """Clicks per domain count only days [D - 7, D); the row of the day the window empties says 0."""
     paths, _ = built

@@ -216,18 +216,25 @@ def test_historical_behaviour_is_point_in_time(store, fx):
     for row, want in zip(out.itertuples(), expected):
         for feature, value in want.items():
             assert _plain(getattr(row, feature)) == value, feature
-    # no snapshot ever for the cold user; and no TTL: 100 days after the last row the snapshot still holds
+    # no snapshot ever for the cold user
     assert out.iloc[3]["beh_item_ids"] is None or len(out.iloc[3]["beh_item_ids"]) == 0
+    # the one-day TTL: the last row holds until a day after it, then the offline join finds none (the mart writes a
+    # row on every day the user has an impression, so no sample ever falls outside it)
+    last = fx.n_days - 1
     late = store.get_historical_features(
-        entity_df=pd.DataFrame({"user_id": ["u:3"], "event_timestamp": [day(fx.n_days + 100)]}),
-        features=_behaviour_refs()).to_df()
-    assert _plain(late["beh_item_ids"].iloc[0]) == behaviour_of(3, fx.n_days - 1, fx.items, fx.queries)["beh_item_ids"]
+        entity_df=pd.DataFrame({"user_id": ["u:3", "u:3"], "event_timestamp": [day(last, 23), day(last + 1, 1)]}),
+        features=_behaviour_refs()).to_df().sort_values("event_timestamp")
+    assert _plain(late["beh_item_ids"].iloc[0]) == behaviour_of(3, last, fx.items, fx.queries)["beh_item_ids"]
+    assert late["beh_item_ids"].iloc[1] is None or len(late["beh_item_ids"].iloc[1]) == 0
 
 
 def test_online_behaviour_equals_offline_at_the_same_time(store, fx, materialized):
     reader = OnlineFeatureReader(store)
-    entity_df = pd.DataFrame({"user_id": fx.users, "event_timestamp": [fx.end] * len(fx.users)})
+    # on the day of every user's latest snapshot (the offline join's TTL is a day; online reads apply none)
+    latest = DAY0 + timedelta(days=fx.n_days - 1, hours=12)
+    entity_df = pd.DataFrame({"user_id": fx.users, "event_timestamp": [latest] * len(fx.users)})
     offline = store.get_historical_features(entity_df=entity_df, features=_behaviour_refs()).to_df()
+    assert offline["beh_clicks"].notna().all()
     for row in offline.itertuples():
         online = reader.read(row.user_id, ["i:1", "i:2"], query_id=None, domain_id=1)
         assert online.behaviour.known

@@ -4,27 +4,29 @@
 --   beh_clicks: every click before D;
 --   beh_categories + beh_category_clicks, beh_domains + beh_domain_clicks: clicks per item category / domain
 --   with event_day in [D - window, D) (window = feature_window_days), as parallel lists sorted by key.
--- Rows exist on each of the `window + 1` days after a day of activity, so the last row of a quiet spell already
--- has zero window counts: the latest row at or before any time is that time's exact snapshot (Feast's
--- point-in-time join with no TTL reproduces it).
+-- Rows exist on every day the user has an impression and on each of the `window + 1` days after it, so the last row
+-- of a quiet spell already has zero window counts and the latest row at or before a time is that time's exact
+-- snapshot. Every impression therefore has its snapshot at 00:00 of its own day: Feast's point-in-time join needs a
+-- one-day TTL (features/definitions.py BEHAVIOUR_TTL), which bounds it to ~1 candidate row per sample however long
+-- the history (with no TTL it paired each sample with every earlier row of its user: O(rows x days)).
 -- Incremental by day (macros/day_window.sql): events of day D change the user's rows of every day after D (the
--- click count and the last clicks/queries are cumulative), and rows exist up to D + window + 1, so a window build
--- over days [F, T] recomputes the rows from day F + 1 on, for the users with a row there, from their whole click
--- and search history (only those users' events are read before F - window).
+-- click count and the last clicks/queries are cumulative) and create the row of day D itself, and rows exist up to
+-- D + window + 1, so a window build over days [F, T] recomputes the rows from day F on, for the users with a row
+-- there, from their whole click and search history (only those users' events are read before F - window - 1).
 {% set window = var('feature_window_days') %}
 {% set n_items = var('behaviour_length') %}
 {% set n_queries = var('behaviour_query_length') %}
 {{ config(materialized='incremental', incremental_strategy='day_window',
-          day_window={'column': 'event_timestamp', 'start': 1, 'end': none, 'timestamp': true}) }}
+          day_window={'column': 'event_timestamp', 'start': 0, 'end': none, 'timestamp': true}) }}
 
 with calendar as (
     select * from (
         select distinct a.user_id, cast(a.event_day + o.offset_days as date) as feature_day
         from {{ ref('stg_impressions') }} as a
-        cross join (select cast(unnest(range(1, {{ window }} + 2)) as integer) as offset_days) as o
-        where {{ in_day_window('a.event_day', start=-window, end=none) }}
+        cross join (select cast(unnest(range(0, {{ window }} + 2)) as integer) as offset_days) as o
+        where {{ in_day_window('a.event_day', start=-window - 1, end=none) }}
     )
-    where {{ in_day_window('feature_day', start=1, end=none) }}
+    where {{ in_day_window('feature_day', start=0, end=none) }}
 ),
 
 {#- Only the calendar's users' history is read on a window build; everyone's on a full build. -#}

@@ -1,6 +1,7 @@
-"""The whole pipeline on the real MovieLens and MIND data in ../shared/data produces the evaluation report
-and ends with a model serving. Every check passes; the report (with CIs, references, and the note that real
-data has no Bayes ceiling) is printed so the CI log carries the real numbers.
+"""The real-data pipeline tests' shared part (tests/test_real_data_movielens.py, tests/test_real_data_mind.py): user
+subsets of the real MovieLens and MIND data in ../shared/data and one run of the whole pipeline on them, asserting that
+every check passes, the evaluation report is written and a model serves. The report (with CIs, references, and the note
+that real data has no Bayes ceiling) is printed so the CI log carries the real numbers.
 
 MovieLens runs on an eighth of its users (every user id divisible by 8, all their ratings and tags, the movies they
 rated): the same 22-year span (monthly partitions), the same adapter and gates, a fraction of the CI time. MIND runs
@@ -21,7 +22,6 @@ from orchestration.run_all import run_pipeline
 from unisr_data.paths import REPO_ROOT, Paths
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-pytestmark = pytest.mark.slow
 #: MovieLens users kept by the test: user ids divisible by this (76 of 610 users, 14,467 of 100,836 ratings).
 MOVIELENS_USER_STRIDE = 8
 #: MIND users kept by the test: `U<n>` with n divisible by this.
@@ -68,20 +68,14 @@ def mind_user_subset(source: Path, target: Path) -> Path:
     return target
 
 
-# The whole pipeline (dbt, Feast, embeddings, six models trained, evaluation) in one test: minutes on an idle 2-core
-# machine, up to ~15 on a loaded one, so these two get twice the suite's 900 s timeout.
-@pytest.mark.timeout(1800)
-@pytest.mark.parametrize(
-    "dataset, folder", [("movielens", "movielens-latest-small"), ("mind", "mind-small-subset")]
-)
-def test_pipeline_produces_the_report_on_real_data(dataset, folder, tmp_path):
+
+def run_real_data_pipeline(dataset: str, folder: str, tmp_path: Path) -> None:
+    """The whole pipeline (dbt, Feast, embeddings, six models trained, evaluation) on the user subset of `folder`."""
     source = SHARED_DATA / folder
     if not source.is_dir():
         pytest.skip(f"{source} is absent: the real-data tests need ../shared/data beside the repo (CI has it)")
-    if dataset == "movielens":
-        source = movielens_user_subset(source, tmp_path / "movielens-user-subset")
-    else:
-        source = mind_user_subset(source, tmp_path / "mind-user-subset")
+    subset = movielens_user_subset if dataset == "movielens" else mind_user_subset
+    source = subset(source, tmp_path / f"{dataset}-user-subset")
     # one epoch keeps CI short; README's numbers come from the default budget (`make run`-style runs)
     args = Namespace(dataset=dataset, source_path=str(source), var_dir=str(tmp_path), seed=7, tiny=False,
                      n_impressions=0, epochs=1)
