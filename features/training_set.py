@@ -202,11 +202,12 @@ def _mart_paths(paths: Paths, marts: Iterable[str]) -> list[str]:
 #: The sample columns whose values a cached day holds: a day whose fingerprint over them changes is joined again.
 _FINGERPRINT = "count(*) || ':' || sum(hash({}))".format(", ".join(SAMPLE_COLUMNS))
 _FINGERPRINTS = "fingerprints.json"
-#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it), while
-#: users have up to JOIN_REFERENCE_ROWS user_behaviour rows each (three weeks of daily rows); beyond, fewer in
-#: proportion (`_chunk_rows`).
+#: Entity rows per Feast historical-retrieval call when joining many days (whole days, so one may exceed it). Feast's
+#: join (DuckDB through ibis) pairs each entity row with the feature rows of its entity inside the view's TTL before
+#: keeping the newest; every view joined here has one (≤ 30 days, features/definitions.py; a test pins it), so a
+#: chunk's memory is bounded however long the history. (Before user_behaviour had its one-day TTL, 200k rows at 210
+#: days of history held 16 GiB.)
 JOIN_CHUNK_ROWS = 200_000
-JOIN_REFERENCE_ROWS = 21
 
 
 
@@ -248,7 +249,7 @@ def _days_to_join(current: dict[str, str], cached: dict[str, str], since: str | 
 
 
 def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Path,
-               fingerprints: dict[str, str], chunk_rows: int = JOIN_CHUNK_ROWS, period: str = DAY) -> None:
+               fingerprints: dict[str, str], chunk_rows: int | None = None, period: str = DAY) -> None:
     """Point-in-time join of the impressions of `days` (every mart), written as training rows to
     `cache/day=<day>.parquet`; each day's fingerprint is recorded once its file is in place."""
     with duckdb.connect() as con:
@@ -262,10 +263,9 @@ def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Pa
         raise RuntimeError(f"impression ids repeat with different sample values across {marts}: the marts disagree")
     frame[_ROW] = np.arange(len(frame), dtype=np.int64)
     recorded = _cached_fingerprints(cache)
-    # Feast's point-in-time join grows faster than linearly in its entity rows (benchmarks/bench_pipeline_scale.py:
-    # 20 s → 216 s from 0.3M to 1M impressions) and holds them all in memory: join whole days in chunks of about
-    # `_chunk_rows` rows, so a full rebuild costs chunks × a bounded join.
-    for chunk in _day_chunks(frame, chunk_rows):
+    # Feast holds a call's entity rows and their candidate feature rows in memory: join whole days in chunks of about
+    # `chunk_rows` rows, so a full rebuild costs chunks × a bounded join.
+    for chunk in _day_chunks(frame, chunk_rows or JOIN_CHUNK_ROWS):
         joined = join_features(store, chunk)
         for day, part in joined.groupby("_day", sort=True):
             tmp = cache / f".day={day}.parquet.tmp"
@@ -273,24 +273,6 @@ def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Pa
             tmp.replace(cache / f"day={day}.parquet")  # atomic: a crash never leaves a half-written day
             recorded[day] = fingerprints[day]
         _write_fingerprints(cache, recorded)
-
-
-def _chunk_rows(rows_per_user: float) -> int:
-    """Entity rows per Feast call when users have `rows_per_user` user_behaviour rows on average. Feast's join (DuckDB
-    through ibis) pairs each entity row with every feature row of its entity before the TTL cut, and user_behaviour
-    has no TTL: memory grows as rows × rows per user. At 4M impressions over 210 days (~210 rows a user), 200k-row
-    chunks held ~16 GiB. A long but sparse history (MovieLens: decades, few active days a user) keeps full chunks."""
-    return max(1, int(JOIN_CHUNK_ROWS * JOIN_REFERENCE_ROWS // max(rows_per_user, JOIN_REFERENCE_ROWS)))
-
-
-def _behaviour_rows_per_user(paths: Paths) -> float:
-    path = paths.marts_dir / f"{BEHAVIOUR_VIEW}.parquet"
-    if not path.exists():
-        return 0.0
-    with duckdb.connect() as con:
-        rows, users = con.execute("SELECT count(*), count(DISTINCT user_id) FROM read_parquet(?)",
-                                  [str(path)]).fetchone()
-    return rows / users if users else 0.0
 
 
 def _day_chunks(frame: pd.DataFrame, max_rows: int):
@@ -339,7 +321,7 @@ def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache
     since = days[0][:len("YYYY-MM")] if days and period == MONTH else days[0] if days else None
     to_join = _days_to_join(current, _cached_fingerprints(cache), since)
     if to_join:
-        _join_days(store, sources, to_join, cache, current, _chunk_rows(_behaviour_rows_per_user(paths)), period)
+        _join_days(store, sources, to_join, cache, current, period=period)
     for path in cache.glob("day=*.parquet"):  # days no mart holds any more
         if path.stem.removeprefix("day=") not in current:
             path.unlink()

@@ -443,12 +443,17 @@ def test_feature_assets_follow_the_run_partition(tmp_path):
     assert outside["training_sets"]["days_joined_pretrain"] == fx.n_days
 
 
-def test_feast_join_chunks_shrink_with_the_behaviour_rows_per_user():
-    from features.training_set import JOIN_CHUNK_ROWS, _chunk_rows
+def test_every_view_joined_point_in_time_has_a_bounded_ttl(store):
+    """Feast's DuckDB join pairs a sample with every row of its entity inside the view's TTL: a view without one
+    (user_behaviour before) makes a training-set build O(rows x days of history)."""
+    from datetime import timedelta
 
-    assert _chunk_rows(0) == _chunk_rows(5) == _chunk_rows(21) == JOIN_CHUNK_ROWS
-    assert _chunk_rows(210) == JOIN_CHUNK_ROWS // 10  # rows x behaviour rows per user stays what it is at 21
-    assert _chunk_rows(10**9) >= 1
+    from features.definitions import TRAINING_SERVICE
+
+    service = store.get_feature_service(TRAINING_SERVICE)
+    for projection in service.feature_view_projections:
+        ttl = store.get_feature_view(projection.name).ttl
+        assert timedelta(0) < ttl <= timedelta(days=30), (projection.name, ttl)
 
 
 def test_a_long_span_is_cached_and_split_by_month(tmp_path):
