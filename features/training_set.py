@@ -210,9 +210,8 @@ _FINGERPRINTS = "fingerprints.json"
 JOIN_CHUNK_ROWS = 200_000
 
 
-
-
 def _period_format(marts: list[str]) -> str:
+    """DAY, or MONTH when the samples of `marts` span more than LONG_SPAN_DAYS."""
     with duckdb.connect() as con:
         span = con.execute("SELECT date_diff('day', min(event_timestamp), max(event_timestamp)) FROM read_parquet(?)",
                            [marts]).fetchone()[0]
@@ -249,7 +248,7 @@ def _days_to_join(current: dict[str, str], cached: dict[str, str], since: str | 
 
 
 def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Path,
-               fingerprints: dict[str, str], chunk_rows: int | None = None, period: str = DAY) -> None:
+               fingerprints: dict[str, str], period: str = DAY) -> None:
     """Point-in-time join of the impressions of `days` (every mart), written as training rows to
     `cache/day=<day>.parquet`; each day's fingerprint is recorded once its file is in place."""
     with duckdb.connect() as con:
@@ -264,8 +263,8 @@ def _join_days(store: FeatureStore, marts: list[str], days: list[str], cache: Pa
     frame[_ROW] = np.arange(len(frame), dtype=np.int64)
     recorded = _cached_fingerprints(cache)
     # Feast holds a call's entity rows and their candidate feature rows in memory: join whole days in chunks of about
-    # `chunk_rows` rows, so a full rebuild costs chunks × a bounded join.
-    for chunk in _day_chunks(frame, chunk_rows or JOIN_CHUNK_ROWS):
+    # JOIN_CHUNK_ROWS rows, so a full rebuild costs chunks × a bounded join.
+    for chunk in _day_chunks(frame, JOIN_CHUNK_ROWS):
         joined = join_features(store, chunk)
         for day, part in joined.groupby("_day", sort=True):
             tmp = cache / f".day={day}.parquet.tmp"
@@ -318,7 +317,8 @@ def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache
     days = sorted(days or [])
     period = _period_format(sources)
     current = _day_fingerprints(sources, period)
-    since = days[0][:len("YYYY-MM")] if days and period == MONTH else days[0] if days else None
+    # the run's first day as a cache key (its month for a long span); None: no run days, fingerprints decide alone
+    since = (days[0][:len("YYYY-MM")] if period == MONTH else days[0]) if days else None
     to_join = _days_to_join(current, _cached_fingerprints(cache), since)
     if to_join:
         _join_days(store, sources, to_join, cache, current, period=period)

@@ -68,7 +68,6 @@ def mind_user_subset(source: Path, target: Path) -> Path:
     return target
 
 
-
 def run_real_data_pipeline(dataset: str, folder: str, tmp_path: Path) -> None:
     """The whole pipeline (dbt, Feast, embeddings, six models trained, evaluation) on the user subset of `folder`."""
     source = SHARED_DATA / folder

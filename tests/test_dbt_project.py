@@ -201,8 +201,8 @@ def test_user_behaviour_has_a_snapshot_on_every_impression_day(built):
     one-day TTL (features/definitions.py): also the day a user returns after a quiet spell longer than the window."""
     paths, _ = built
     behaviour = read_mart(paths, "user_behaviour")
-    have = set(zip(behaviour.user_id, behaviour.event_timestamp.dt.tz_localize(None)
-                   if behaviour.event_timestamp.dt.tz is None else behaviour.event_timestamp.dt.tz_convert(None)))
+    stamps = behaviour.event_timestamp
+    have = set(zip(behaviour.user_id, stamps if stamps.dt.tz is None else stamps.dt.tz_convert(None)))
     rows = pd.DataFrame(impression_rows())
     need = {(u, pd.Timestamp(day((t - DAY0).days)).tz_localize(None)) for u, t in zip(rows.user_id, rows.event_time)}
     assert need and need <= have
