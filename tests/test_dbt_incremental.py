@@ -19,7 +19,9 @@ from unisr_data.warehouse import day_window_vars, dbt_vars, run_dbt
 SPLITS = {"test_share": 0.2, "valid_share": 0.2, "pretrain_valid_share": 8 / 45}
 LAST = N_DAYS - 1
 INCREMENTAL_MODELS = {"stg_impressions", "int_user_clicks", "int_entity_daily_activity", "int_entity_feature_days",
-                      "user_features", "item_features", "query_features", "user_behaviour"}
+                      "user_features", "item_features", "query_features", "user_behaviour", "int_impressions_split",
+                      "samples_pretrain", "samples_coldstart_train", "samples_coldstart_valid",
+                      "samples_coldstart_test"}
 
 
 def _fixture_rows() -> list[dict]:
@@ -83,6 +85,11 @@ def _differences(built: Path, reference: Path) -> dict[str, tuple[int, int, int,
     return out
 
 
+def _splits(paths: Paths) -> dict[str, str]:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return dict(con.execute("SELECT impression_id, split FROM int_impressions_split").fetchall())
+
+
 def _materializations(paths: Paths) -> dict[str, str]:
     manifest = json.loads((paths.root / "dbt" / paths.dataset / "target" / "manifest.json").read_text())
     return {n["name"]: n["config"]["materialized"] for n in manifest["nodes"].values()
@@ -112,9 +119,14 @@ def test_daily_tick_equals_a_full_build_and_reruns_idempotently(reference, tmp_p
     _write_raw(paths, set(range(LAST)))
     _build(paths, command="run")  # the first build of an empty warehouse is a full one
     assert INCREMENTAL_MODELS <= {m for m, kind in _materializations(paths).items() if kind == "incremental"}
+    before = _splits(paths)
     _add_day(paths, LAST)
     _build(paths, days=[_day_key(LAST)])  # the tick, with the dbt tests (no-leakage included) on its result
     assert _differences(paths.warehouse, reference.warehouse) == {}
+    after = _splits(paths)
+    # The new day moved the split cuts: impressions of older days changed split, and the incremental split models
+    # (macros/split_rebuild.sql) followed them.
+    assert {i for i, split in before.items() if after[i] != split}
     _build(paths, days=[_day_key(LAST)], command="run")
     assert _differences(paths.warehouse, reference.warehouse) == {}
     _build(paths, command="run")  # no window: every row recomputed
@@ -147,3 +159,47 @@ def test_dagster_run_builds_its_partitions_day_window(tmp_path):
         built_vars = json.loads(args[args.index("--vars") + 1])
         assert (built_vars["days_from"], built_vars["days_to"]) == window
         assert built_vars["raw_dir"] == str(paths.raw_dir.resolve())
+        assert "test_scope" not in built_vars  # a tick tests the rows it rebuilt ...
+        every_row = dbt_build_args(paths, some, test_every_row=True)  # ... the weekly full retrain every row
+        assert json.loads(every_row[every_row.index("--vars") + 1])["test_scope"] == "all"
+
+
+def test_the_weekly_full_retrain_tests_every_row():
+    from orchestration.assets.warehouse import TEST_EVERY_ROW_JOBS
+    from orchestration.jobs import finetune_job, full_retrain_job
+
+    assert full_retrain_job.name in TEST_EVERY_ROW_JOBS and finetune_job.name not in TEST_EVERY_ROW_JOBS
+
+
+WINDOW_SCOPED_TESTS = ("assert_user_behaviour_has_no_leakage", "assert_feature_rows_have_no_leakage",
+                       "unique_combination_user_features_user_id__event_timestamp")
+
+
+def test_window_build_tests_the_rows_it_rebuilt(tmp_path):
+    """A day-window build's data tests read the rows it rebuilt (dbt_project/macros/tested_rows.sql): faults planted
+    in older rows fail only `test_scope: all` (the weekly full retrain's), faults in the window's rows fail both."""
+    paths = Paths(tmp_path, "fixture")
+    _write_raw(paths, set(range(N_DAYS)))
+    _build(paths, command="run")
+
+    def failing(**scope) -> set[str]:
+        result = run_dbt(["test", "--select", *WINDOW_SCOPED_TESTS], paths,
+                         vars=dbt_vars(paths, days=[_day_key(LAST)], **SPLITS, **scope))
+        assert result.result is not None and len(result.result) == len(WINDOW_SCOPED_TESTS), result.exception
+        return {n.node.name for n in result.result if str(n.status) != "pass"}
+
+    def plant(at: str) -> None:
+        """A leak in user_behaviour and user_features and a duplicate user_features row, at the oldest or newest day."""
+        with duckdb.connect(str(paths.warehouse)) as con:
+            for table, column in (("user_behaviour", "beh_clicks"), ("user_features", "user_impr_7d")):
+                day_row = f"(SELECT {at}(event_timestamp) FROM {table})"
+                con.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE event_timestamp = {day_row}")
+            con.execute("INSERT INTO user_features SELECT * FROM user_features "
+                        f"WHERE event_timestamp = (SELECT {at}(event_timestamp) FROM user_features) LIMIT 1")
+
+    assert failing() == set() and failing(test_scope="all") == set()
+    plant("min")
+    assert failing() == set()
+    assert failing(test_scope="all") == set(WINDOW_SCOPED_TESTS)
+    plant("max")
+    assert failing() == set(WINDOW_SCOPED_TESTS)

@@ -10,9 +10,14 @@ its plain full query, and an incremental run without vars replaces every row (it
 The window must cover every raw day that changed since the last build: days outside it are trusted as built.
 #}
 
-{# Whether this run recomputes a day window rather than everything. #}
+{# Whether the run names a day window (vars days_from / days_to), whatever the node being run. #}
+{% macro day_window_vars_set() -%}
+    {{ return(var('days_from', none) is not none or var('days_to', none) is not none) }}
+{%- endmacro %}
+
+{# Whether this model recomputes a day window rather than everything. #}
 {% macro day_window_active() -%}
-    {{ return(is_incremental() and (var('days_from', none) is not none or var('days_to', none) is not none)) }}
+    {{ return(is_incremental() and day_window_vars_set()) }}
 {%- endmacro %}
 
 {# A day bound as a SQL date (`date_var` + `offset` days), or a UTC timestamptz at that day's 00:00. #}
@@ -22,10 +27,10 @@ The window must cover every raw day that changed since the last build: days outs
 {%- endmacro %}
 
 {# SQL condition: `column` (a date, or a timestamp when `timestamp`) falls in [days_from + start, days_to + end];
-   `end=none` leaves it open above. `true` when no window is active. #}
-{% macro in_day_window(column, start=0, end=0, timestamp=false) -%}
+   `end=none` leaves it open above. `true` when no window is active (`active`: default day_window_active()). #}
+{% macro in_day_window(column, start=0, end=0, timestamp=false, active=none) -%}
     {%- set parts = [] -%}
-    {%- if day_window_active() -%}
+    {%- if (day_window_active() if active is none else active) -%}
         {%- if var('days_from', none) is not none -%}
             {%- do parts.append(column ~ ' >= ' ~ _day_bound('days_from', start, timestamp)) -%}
         {%- endif -%}

@@ -1,8 +1,10 @@
 -- No leakage: each feature row's counts equal a recomputation straight from stg_impressions restricted to
 -- event_time in [D - window, D). Independent of the int_* models on purpose. Exact when
 -- leakage_check_every = 1; otherwise only entities whose id hash is 0 modulo it (large data).
+-- A day-window build checks the rows it rebuilt, from days_from on (macros/tested_rows.sql).
 {% set window = var('feature_window_days') %}
 {% set every = var('leakage_check_every') %}
+{% set from = tested_from() %}
 
 with feature_rows as (
     select 'user' as entity_type, user_id as entity_id, timezone('UTC', event_timestamp) as d,
@@ -18,15 +20,21 @@ with feature_rows as (
 
 checked as (
     select * from feature_rows
-    where hash(entity_id) % {{ every }} = 0
+    where hash(entity_id) % {{ every }} = 0 {% if from %}and d >= {{ from }}{% endif %}
+),
+
+impressions as (
+    select user_id, item_id, query_id, event_time, clicked
+    from {{ ref('stg_impressions') }}
+    {% if from %}where event_time >= {{ tested_from(-window) }}{% endif %}
 ),
 
 events as (
-    select 'user' as entity_type, user_id as entity_id, event_time, clicked from {{ ref('stg_impressions') }}
+    select 'user' as entity_type, user_id as entity_id, event_time, clicked from impressions
     union all
-    select 'item', item_id, event_time, clicked from {{ ref('stg_impressions') }}
+    select 'item', item_id, event_time, clicked from impressions
     union all
-    select 'query', query_id, event_time, clicked from {{ ref('stg_impressions') }} where query_id is not null
+    select 'query', query_id, event_time, clicked from impressions where query_id is not null
 ),
 
 recomputed as (

@@ -1,20 +1,38 @@
 -- Feast's point-in-time join needs, for every impression, a feature row of its user, item and query
 -- at or before the event: the first-day rows guarantee it.
-with events as (
-    select 'user' as entity_type, user_id as entity_id, event_time from {{ ref('stg_impressions') }}
+-- A day-window build checks the impressions of its window (macros/tested_rows.sql), against the first feature rows
+-- of their entities only.
+{% set from = tested_from() %}
+
+with impressions as (
+    select user_id, item_id, query_id, event_time
+    from {{ ref('stg_impressions') }}
+    {% if from %}where event_time >= {{ from }}{% endif %}
+),
+
+events as (
+    select 'user' as entity_type, user_id as entity_id, event_time from impressions
     union all
-    select 'item', item_id, event_time from {{ ref('stg_impressions') }}
+    select 'item', item_id, event_time from impressions
     union all
-    select 'query', query_id, event_time from {{ ref('stg_impressions') }} where query_id is not null
+    select 'query', query_id, event_time from impressions where query_id is not null
 ),
 
 first_rows as (
     select 'user' as entity_type, user_id as entity_id, min(timezone('UTC', event_timestamp)) as first_d
-    from {{ ref('user_features') }} group by 2
+    from {{ ref('user_features') }}
+    {% if from %}where user_id in (select user_id from impressions){% endif %}
+    group by 2
     union all
-    select 'item', item_id, min(timezone('UTC', event_timestamp)) from {{ ref('item_features') }} group by 2
+    select 'item', item_id, min(timezone('UTC', event_timestamp))
+    from {{ ref('item_features') }}
+    {% if from %}where item_id in (select item_id from impressions){% endif %}
+    group by 2
     union all
-    select 'query', query_id, min(timezone('UTC', event_timestamp)) from {{ ref('query_features') }} group by 2
+    select 'query', query_id, min(timezone('UTC', event_timestamp))
+    from {{ ref('query_features') }}
+    {% if from %}where query_id in (select query_id from impressions){% endif %}
+    group by 2
 )
 
 select e.entity_type, e.entity_id, min(e.event_time) as first_event, any_value(f.first_d) as first_feature_row

@@ -2,9 +2,15 @@
 -- stg_impressions restricted to clicks with event_time < D (independent of the int_* models on purpose):
 -- the prior click count, the sequence length, the newest click time, nothing at or after D, and the window counts.
 -- Exact when leakage_check_every = 1; otherwise only users whose id hash is 0 modulo it (large data).
+-- A day-window build checks the rows it rebuilt, from days_from on (macros/tested_rows.sql); clicks older than the
+-- window count towards D through one per-user aggregate, so the check reads each old click once, not once per row.
 {% set window = var('feature_window_days') %}
 {% set every = var('leakage_check_every') %}
 {% set n_items = var('behaviour_length') %}
+{% set from = tested_from() %}
+{#- Clicks before `split` are aggregated per user; those after it are joined to each row (every row has D >= from,
+    so its window [D - window, D) lies after the split). -#}
+{% set split = tested_from(-window) if from else "date '1900-01-01'" %}
 
 with snapshot_rows as (
     select
@@ -17,7 +23,20 @@ with snapshot_rows as (
         beh_click_times,
         coalesce(list_sum(beh_domain_clicks), 0) as window_clicks
     from {{ ref('user_behaviour') }}
-    where hash(user_id) % {{ every }} = 0
+    where hash(user_id) % {{ every }} = 0 {% if from %}and timezone('UTC', event_timestamp) >= {{ from }}{% endif %}
+),
+
+clicks as (
+    select user_id, event_time
+    from {{ ref('stg_impressions') }}
+    where clicked = 1 and user_id in (select user_id from snapshot_rows)
+),
+
+older_clicks as (
+    select user_id, count(*) as n, max(cast(floor(epoch(event_time)) as bigint)) as newest
+    from clicks
+    where event_time < {{ split }}
+    group by user_id
 ),
 
 recomputed as (
@@ -30,13 +49,14 @@ recomputed as (
         any_value(r.n_times) as n_times,
         any_value(r.window_clicks) as window_clicks,
         coalesce(any_value(list_max(r.beh_click_times)), -1) as newest,
-        count(e.event_time) as expected_clicks,
+        coalesce(any_value(o.n), 0) + count(e.event_time) as expected_clicks,
         count(e.event_time) filter (where e.event_time >= r.d - to_days({{ window }})) as expected_window_clicks,
-        coalesce(max(cast(floor(epoch(e.event_time)) as bigint)), -1) as expected_newest
+        coalesce(max(cast(floor(epoch(e.event_time)) as bigint)), any_value(o.newest), -1) as expected_newest
     from snapshot_rows as r
-    left join {{ ref('stg_impressions') }} as e
+    left join older_clicks as o on o.user_id = r.user_id
+    left join clicks as e
         on e.user_id = r.user_id
-        and e.clicked = 1
+        and e.event_time >= {{ split }}
         and e.event_time < r.d
     group by r.user_id, r.d
 )

@@ -62,9 +62,15 @@ def tied_dbt(dbt: DbtCliResource, paths: Paths) -> DbtCliResource:
     return dbt.model_copy(update={"dbt_executable": str(wrapper)})
 
 
-def dbt_build_args(paths: Paths, keys: list[str] | None) -> list[str]:
+#: Jobs whose window builds still test every row (the weekly full retrain); other window builds test the rows they
+#: rebuilt (dbt_project/macros/tested_rows.sql).
+TEST_EVERY_ROW_JOBS = ("full_retrain",)
+
+
+def dbt_build_args(paths: Paths, keys: list[str] | None, test_every_row: bool = False) -> list[str]:
     """The `dbt build` arguments of a run over partition `keys` (days or months; None: an unpartitioned run):
-    the keys' day window when they leave out some landed day, else a `--full-refresh` build over every day."""
+    the keys' day window when they leave out some landed day, else a `--full-refresh` build over every day.
+    A window build's data tests read the rows it rebuilt, or every row with `test_every_row`."""
     from unisr_data.landing import landed_days
     from unisr_data.partitions import days_of
     from unisr_data.warehouse import dbt_vars
@@ -72,7 +78,8 @@ def dbt_build_args(paths: Paths, keys: list[str] | None) -> list[str]:
     raw_days = landed_days(paths.raw_dir)
     if covers_all(None if keys is None else days_of(keys, raw_days), raw_days):
         return ["build", "--full-refresh", "--vars", json.dumps(dbt_vars(paths))]
-    return ["build", "--vars", json.dumps(dbt_vars(paths, days=keys))]
+    scope = {"test_scope": "all"} if test_every_row else {}
+    return ["build", "--vars", json.dumps(dbt_vars(paths, days=keys, **scope))]
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, project=dbt_project, dagster_dbt_translator=UnisrDbtTranslator())
@@ -80,13 +87,14 @@ def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, settin
     """`dbt build`: staging and marts in DuckDB, with their YAML and row-conservation tests.
 
     A run over some of the landed days (a daily tick, a range backfill) rebuilds the incremental models for its
-    day window only (dbt_project/macros/day_window.sql); a run over every landed day, or an unpartitioned one,
-    rebuilds everything with `--full-refresh`.
+    day window only (dbt_project/macros/day_window.sql) and tests the rows it rebuilt, except in the weekly full
+    retrain, which tests every row; a run over every landed day, or an unpartitioned one, rebuilds everything with
+    `--full-refresh`.
     """
     paths = settings.paths
     paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
     # This multi-asset is unpartitioned inside a partitioned job: the run's tags name its partition keys.
-    args = dbt_build_args(paths, run_partition_keys(context))
+    args = dbt_build_args(paths, run_partition_keys(context), context.run.job_name in TEST_EVERY_ROW_JOBS)
     context.log.info(f"dbt {' '.join(args)}")
     # The dbt subprocess reads the warehouse file from the environment (profiles.yml).
     os.environ["UNISR_WAREHOUSE"] = str(paths.warehouse)

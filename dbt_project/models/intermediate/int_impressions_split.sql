@@ -4,8 +4,13 @@
 -- that; pretrain valid is the last `pretrain_valid_share` of the pretrain domains' impressions. A dataset over
 -- weeks and one over decades get splits of the same relative size. A cut is an event time (`quantile_disc`):
 -- rows strictly after it go to the later split, so impressions of one instant never straddle two splits.
--- A full table even on a day-window build (macros/day_window.sql): a new day moves the quantile cuts, so rows of
--- older days can change split; it and the sample marts are projections of stg_impressions, cheap to rebuild.
+-- The cuts live in int_split_cuts. Incremental (macros/split_rebuild.sql): a new day moves the cuts, so rows of older
+-- days can change split; a day-window build recomputes each role's rows from its earliest old or new cut (or the
+-- window's first day) on and keeps the older rows, train under either cuts.
+{{ config(materialized='incremental', incremental_strategy='split_rebuild',
+          split_rebuild={'time': 'event_time', 'role': none},
+          test_window={'column': 'event_time', 'end': none}) }}
+
 with joined as (
     select
         i.*,
@@ -15,20 +20,6 @@ with joined as (
     from {{ ref('stg_impressions') }} as i
     inner join {{ ref('stg_domains') }} as d on i.domain_id = d.domain_id
     inner join {{ ref('stg_items') }} as it on i.item_id = it.item_id
-),
-
-coldstart_cuts as (
-    select
-        quantile_disc(event_time, round(1.0 - {{ var('test_share') }}, 6)) as test_after,
-        quantile_disc(event_time, round(1.0 - {{ var('test_share') }} - {{ var('valid_share') }}, 6)) as valid_after
-    from joined
-    where role = 'coldstart'
-),
-
-pretrain_cuts as (
-    select quantile_disc(event_time, round(1.0 - {{ var('pretrain_valid_share') }}, 6)) as valid_after
-    from joined
-    where role = 'pretrain'
 )
 
 select
@@ -47,11 +38,11 @@ select
     j.event_time < j.item_created_at + to_days({{ var('new_item_days') }}) as is_new_item,
     case
         when j.role = 'pretrain' then
-            case when j.event_time > p.valid_after then 'valid' else 'train' end
-        when j.event_time > c.test_after then 'test'
-        when j.event_time > c.valid_after then 'valid'
+            case when j.event_time > c.pretrain_valid_after then 'valid' else 'train' end
+        when j.event_time > c.coldstart_test_after then 'test'
+        when j.event_time > c.coldstart_valid_after then 'valid'
         else 'train'
     end as split
 from joined as j
-cross join coldstart_cuts as c
-cross join pretrain_cuts as p
+cross join {{ ref('int_split_cuts') }} as c
+where {{ split_rebuild_condition(this, 'j.event_time', 'j.role') }}
