@@ -218,15 +218,40 @@ def _period_format(marts: list[str]) -> str:
     return MONTH if span is not None and span > LONG_SPAN_DAYS else DAY
 
 
-def _day_fingerprints(marts: list[str], period: str = DAY) -> dict[str, str]:
-    """Per impression day (or month) of `marts`: rows and a hash sum of their sample columns (order-free)."""
+def _day_fingerprints(marts: list[str], period: str = DAY, only: Iterable[str] | None = None) -> dict[str, str]:
+    """Per impression day (or month) of `marts`: rows and a hash sum of their sample columns (order-free); with
+    `only`, for those days alone."""
+    where, params = "", {"marts": marts}
+    if only is not None:
+        where, params["only"] = f"WHERE strftime(event_timestamp, '{period}') IN (SELECT unnest($only))", sorted(only)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         rows = con.execute(
             f"SELECT strftime(event_timestamp, '{period}') AS day, {_FINGERPRINT} "
-            f"FROM (SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)} FROM read_parquet($marts)) GROUP BY day ORDER BY day",
-            {"marts": marts}).fetchall()
+            f"FROM (SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)} FROM read_parquet($marts) {where}) "
+            "GROUP BY day ORDER BY day", params).fetchall()
     return {day: str(fingerprint) for day, fingerprint in rows}
+
+
+def _days_of(marts: list[str], period: str = DAY) -> list[str]:
+    """The impression days (or months) `marts` hold."""
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return [d for (d,) in con.execute(
+            f"SELECT DISTINCT strftime(event_timestamp, '{period}') AS day FROM read_parquet(?) ORDER BY day",
+            [marts]).fetchall()]
+
+
+def _current_fingerprints(marts: list[str], cached: dict[str, str], since: str | None, period: str) -> dict[str, str]:
+    """The fingerprints of every day `marts` hold. With `since` (a run's first day), a day before it that the cache
+    holds keeps its cached fingerprint: dbt's day-window builds leave the sample columns of older days as they were
+    (only their `split` can move, which the cache does not hold), so only the run's days and days the cache lacks are
+    hashed, not the history. Without `since` every day is hashed."""
+    if since is None:
+        return _day_fingerprints(marts, period)
+    days = _days_of(marts, period)
+    trusted = {d: cached[d] for d in days if d < since and d in cached}
+    return {**trusted, **_day_fingerprints(marts, period, only=[d for d in days if d not in trusted])}
 
 
 def _cached_fingerprints(cache: Path) -> dict[str, str]:
@@ -316,10 +341,11 @@ def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache
     sources = _mart_paths(paths, marts)
     days = sorted(days or [])
     period = _period_format(sources)
-    current = _day_fingerprints(sources, period)
     # the run's first day as a cache key (its month for a long span); None: no run days, fingerprints decide alone
     since = (days[0][:len("YYYY-MM")] if period == MONTH else days[0]) if days else None
-    to_join = _days_to_join(current, _cached_fingerprints(cache), since)
+    cached = _cached_fingerprints(cache)
+    current = _current_fingerprints(sources, cached, since, period)
+    to_join = _days_to_join(current, cached, since)
     if to_join:
         _join_days(store, sources, to_join, cache, current, period=period)
     for path in cache.glob("day=*.parquet"):  # days no mart holds any more

@@ -407,6 +407,12 @@ def test_training_folders_grow_by_the_new_day_and_equal_a_full_build(tmp_path, m
     pq.write_table(table.set_column(table.schema.get_field_index("label"), "label",
                                     pa.array(labels, table["label"].type)), path)
     changed_day = table["event_timestamp"][0].as_py().strftime("%Y-%m-%d")
+    # a run naming its days trusts the cached days before them (dbt's day window left them as they were): only the
+    # run's days are hashed and joined, so a tick does not hash the history
+    newest = _day_key(fx.n_days - 1)
+    assert changed_day < newest
+    tick = build_training_folder(store, fx.paths, "coldstart", tmp_path / "inc" / "coldstart", days=[newest])
+    assert tick.days.joined == [newest]
     relabelled = build_training_folder(store, fx.paths, "coldstart", tmp_path / "inc" / "coldstart")
     assert relabelled.days.joined == [changed_day]
     train = pq.read_table(tmp_path / "inc" / "coldstart" / "train.parquet").to_pandas().set_index("impression_id")
