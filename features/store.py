@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 import duckdb
 from feast import FeatureStore, RepoConfig
@@ -13,6 +14,7 @@ from feast.repo_config import RegistryConfig
 
 from features.definitions import BEHAVIOUR_VIEW, EMBEDDING_VIEWS, PROJECT, SPARSE_VIEWS, build_definitions
 from unisr_data.paths import Paths
+from unisr_data.sql import sql_string
 
 REDIS_ENV = "UNISR_REDIS"  # e.g. "redis.internal:6379,password=…,ssl=true"
 
@@ -94,6 +96,11 @@ def materialize(store: FeatureStore, end: datetime, start: datetime | None = Non
     start = start or EPOCH
     _check_aware(start=start, end=end)
     store.materialize(start_date=start, end_date=end)
+    for view in EMBEDDING_VIEWS:  # what materialize_incremental's "changed" mode compares with
+        if start == EPOCH:
+            _write_changed_embeddings(store, view, end, write=False)
+        else:
+            _online_state(store, view).unlink(missing_ok=True)
     keys = _join_keys()
     written = {}
     for view in store.list_feature_views():
@@ -116,15 +123,21 @@ def materialize_incremental(store: FeatureStore, end: datetime, since: datetime 
       have no later row to carry it), and only restating from `since` is sure to load them. A daily tick therefore
       restates from its day: about window + 1 days of rows, not all history.
     - "up_to_date": the view was already materialized to `end` and nothing before it changed.
-    The text-embedding views always load in full: their timestamps are item creation times and a fixed epoch for
-    queries, not arrival times, so an interval after the last end would never load a new query's vector.
+    - "changed" (the text-embedding views once loaded in full): the vectors whose id or text is not online yet, with
+      a timestamp before `end`, written with Feast's `write_to_online_store`. Their timestamps are item creation
+      times and a fixed epoch for queries, not arrival times, so an interval after the last end would never load a
+      new query's vector; what was written is kept beside the registry (`.<view>.online.parquet`: id, text hash),
+      so a tick writes the new items' vectors, not every item's.
     """
     _check_aware(end=end, since=since)
     plan: dict[str, tuple[str, datetime]] = {}
     for view in store.list_feature_views():
         last = view.most_recent_end_time
         last = last.replace(tzinfo=timezone.utc) if last is not None and last.tzinfo is None else last
-        if last is None or view.name in EMBEDDING_VIEWS:
+        if view.name in EMBEDDING_VIEWS:
+            known = last is not None and _online_state(store, view.name).exists()
+            plan[view.name] = ("changed", EPOCH) if known else ("full", EPOCH)
+        elif last is None:
             plan[view.name] = ("full", EPOCH)
         elif since is not None and since < last:
             plan[view.name] = ("restate", since)
@@ -141,10 +154,50 @@ def materialize_incremental(store: FeatureStore, end: datetime, since: datetime 
     incremental = sorted(v for v, (mode, _) in plan.items() if mode == "incremental")
     if incremental:
         store.materialize_incremental(end_date=end, feature_views=incremental)
+    written = {view: _write_changed_embeddings(store, view, end, write=mode == "changed")
+               for view, (mode, _) in plan.items() if view in EMBEDDING_VIEWS}
     keys = _join_keys()
     sources = {view.name: view.batch_source.path for view in store.list_feature_views()}
     return {
         view: {"mode": mode, "start": start.isoformat(), "end": end.isoformat(),
-               "entities": 0 if mode == "up_to_date" else _entities_in_range(sources[view], keys[view], start, end)}
+               "entities": (written[view] if mode == "changed" else 0 if mode == "up_to_date"
+                            else _entities_in_range(sources[view], keys[view], start, end))}
         for view, (mode, start) in sorted(plan.items())
     }
+
+
+def _online_state(store: FeatureStore, view: str) -> Path:
+    """Beside the registry: the (id, text hash) of every vector of `view` written online."""
+    return Path(store.config.repo_path) / f".{view}.online.parquet"
+
+
+def _write_changed_embeddings(store: FeatureStore, view: str, end: datetime, write: bool = True) -> int:
+    """Write online the vectors of `view` (latest per id, stamped before `end`) whose (id, text hash) the online
+    state lacks, when `write`; then record every such pair as online. Returns the vectors written."""
+    _, key, stem = EMBEDDING_VIEWS[view]
+    source = next(v for v in store.list_feature_views() if v.name == view).batch_source.path
+    state = _online_state(store, view)
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(
+            f"CREATE TABLE latest AS SELECT {key}, embedding, text_hash, event_timestamp FROM read_parquet(?) "
+            f"WHERE event_timestamp < ? "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY event_timestamp DESC) = 1",
+            [source, end])
+        changed = 0
+        if write:
+            known = (f"SELECT {key}, text_hash FROM read_parquet({sql_string(state)})" if state.exists()
+                     else f"SELECT {key}, text_hash FROM latest WHERE false")
+            frame = con.execute(
+                f"SELECT l.{key}, l.embedding AS {stem}, l.event_timestamp FROM latest AS l "
+                f"ANTI JOIN ({known}) AS k ON l.{key} = k.{key} AND l.text_hash IS NOT DISTINCT FROM k.text_hash"
+            ).df()
+            if len(frame):
+                store.write_to_online_store(view, frame)
+            changed = len(frame)
+        tmp = state.with_name(f"{state.name}.tmp")
+        con.execute(f"COPY (SELECT {key}, text_hash FROM latest ORDER BY {key}) TO {sql_string(tmp)} (FORMAT parquet)")
+    os.replace(tmp, state)  # recorded only after the write succeeded
+    return changed
+
+

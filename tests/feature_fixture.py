@@ -43,6 +43,7 @@ class FeatureFixture:
     queries: list[str]
     emb_dim: int
     item_emb: dict[str, np.ndarray] = field(default_factory=dict)
+    item_created: dict[str, datetime] = field(default_factory=dict)  # the item vectors' timestamps
     query_emb: dict[str, np.ndarray] = field(default_factory=dict)
     sample_rows: dict[str, int] = field(default_factory=dict)
 
@@ -183,13 +184,16 @@ def _write(table, path: Path) -> None:
     pq.write_table(table, path)
 
 
-def _emb_table(id_col: str, ids: list[str], dim: int, rng) -> tuple[pa.Table, dict[str, np.ndarray]]:
+def _emb_table(id_col: str, ids: list[str], dim: int, rng,
+               stamps: list[datetime] | None = None) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """Vectors as embeddings/materialize.py writes them (text_hash: a stand-in per id), stamped at DAY0 or `stamps`."""
     vectors = rng.standard_normal((len(ids), dim)).astype(np.float32)
     table = pa.table(
         {
             id_col: ids,
             "embedding": pa.array(list(vectors), type=pa.list_(pa.float32())),
-            "event_timestamp": _ts([DAY0] * len(ids)),
+            "text_hash": [f"text-of-{i}" for i in ids],
+            "event_timestamp": _ts(stamps or [DAY0] * len(ids)),
         }
     )
     return table, dict(zip(ids, vectors))
@@ -234,7 +238,10 @@ def write_feature_fixture(
         fx.sample_rows[f"coldstart_{split}"] = len(part)
 
     with_text = [i for k, i in enumerate(items) if k % TEXTLESS_ITEM_EVERY != 0]
-    item_emb, fx.item_emb = _emb_table("item_id", with_text, emb_dim, rng)
+    # items are created at DAY0, the last one with text on the last day (a new item of a daily tick)
+    created = [DAY0] * (len(with_text) - 1) + [DAY0 + timedelta(days=n_days - 1)]
+    item_emb, fx.item_emb = _emb_table("item_id", with_text, emb_dim, rng, created)
+    fx.item_created = dict(zip(with_text, created))
     query_emb, fx.query_emb = _emb_table("query_id", queries, emb_dim, rng)
     _write(item_emb, paths.embeddings_dir / "item_text_emb.parquet")
     _write(query_emb, paths.embeddings_dir / "query_text_emb.parquet")

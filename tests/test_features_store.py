@@ -309,7 +309,11 @@ def test_incremental_materialization_loads_only_the_new_interval_and_equals_a_fu
     # entities with a row on the new day: every user and query, the items live by then
     assert second["user_behaviour"]["entities"] == second["user_features"]["entities"] == len(fx.users)
     assert second["item_features"]["entities"] == len(fx.items)
-    assert second["item_text_embedding"]["mode"] == "full"  # stamped at creation, not arrival: always in full
+    # stamped at creation, not arrival: the vectors not online yet, the items created on the new day
+    assert second["item_text_embedding"]["mode"] == "changed"
+    new_items = [i for i, created in fx.item_created.items() if yesterday <= created < fx.end]
+    assert second["item_text_embedding"]["entities"] == len(new_items) == 1
+    assert second["query_text_embedding"] == {**second["query_text_embedding"], "mode": "changed", "entities": 0}
     materialize(full, end=fx.end)
     assert _online_rows(inc, fx) == _online_rows(full, ref)
 
