@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -271,10 +272,47 @@ def test_export_marts_writes_feast_ready_parquet(built):
         assert table.num_rows == counts[name]
         assert table.column_names == FEATURE_COLUMNS.get(name, SAMPLE_COLUMNS)
         assert str(table.schema.field("event_timestamp").type) == "timestamp[us, tz=UTC]"
-    samples = pq.read_schema(paths.marts_dir / "samples_pretrain.parquet")
+    samples = pq.read_table(paths.marts_dir / "samples_pretrain.parquet").schema
     assert samples.field("domain_id").type == SCHEMAS["domains"].field("domain_id").type
     assert str(samples.field("label").type) == "int8" and str(samples.field("is_new_item").type) == "bool"
-    assert not list(paths.marts_dir.glob(".*tmp"))
+    assert not list(paths.marts_dir.glob("**/.*tmp"))
+    # one part per day of event_timestamp; an export of unchanged marts rewrites none
+    folder = paths.marts_dir / "user_features.parquet"
+    days = sorted(f.stem for f in folder.glob("*.parquet"))
+    stamps = pq.read_table(folder).column("event_timestamp").to_pandas().dt.strftime("%Y-%m-%d")
+    assert days == sorted(set(stamps)) and len(days) > 1
+    written = {f: f.stat().st_mtime_ns for f in paths.marts_dir.glob("*/*.parquet")}
+    assert export_marts(paths) == counts
+    assert {f: f.stat().st_mtime_ns for f in paths.marts_dir.glob("*/*.parquet")} == written
+
+
+def test_export_rewrites_only_the_changed_days(built, tmp_path):
+    """A changed row rewrites its day's part and nothing else; a day gone from the mart loses its part; an empty
+    mart still reads as a table with its columns."""
+    paths, _ = built
+    copy = Paths(tmp_path, paths.dataset)
+    copy.warehouse.parent.mkdir(parents=True)
+    shutil.copy(paths.warehouse, copy.warehouse)
+    export_marts(copy)
+    folder = copy.marts_dir / "user_features.parquet"
+    before = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.parquet")}
+    first, last = min(before), max(before)
+    with duckdb.connect(str(copy.warehouse)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("UPDATE user_features SET user_impr_7d = user_impr_7d + 1 WHERE event_timestamp = "
+                    "(SELECT max(event_timestamp) FROM user_features)")
+        con.execute("DELETE FROM user_features WHERE strftime(event_timestamp, '%Y-%m-%d') = ?", [Path(first).stem])
+        con.execute("DELETE FROM query_features")
+    export_marts(copy)
+    after = {f.name: f.stat().st_mtime_ns for f in folder.glob("*.parquet")}
+    assert set(after) == set(before) - {first}
+    assert [name for name in after if after[name] != before[name]] == [last]
+    with duckdb.connect(str(copy.warehouse), read_only=True) as con:
+        expected = con.execute("SELECT count(*), sum(user_impr_7d) FROM user_features").fetchone()
+    table = pq.read_table(folder)
+    assert (table.num_rows, sum(table.column("user_impr_7d").to_pylist())) == expected
+    empty = pq.read_table(copy.marts_dir / "query_features.parquet")
+    assert empty.num_rows == 0 and empty.column_names == FEATURE_COLUMNS["query_features"]
 
 
 def test_parse_needs_no_warehouse(tmp_path):

@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -146,22 +146,68 @@ def _check_mart(name: str) -> None:
         raise KeyError(f"unknown mart {name!r}; expected one of {MARTS}")
 
 
-def export_marts(paths: Paths) -> dict[str, int]:
-    """Copy every mart to `paths.marts_dir/<mart>.parquet` (atomic replace); returns rows per mart.
+#: A mart folder's parts hold one UTC day of event_timestamp each, or one month when the mart spans more than
+#: LONG_SPAN_DAYS (MovieLens: decades of sparse days).
+DAY_PART, MONTH_PART = "%Y-%m-%d", "%Y-%m"
+LONG_SPAN_DAYS = 400
+#: Inside a mart folder: what each part was written from (hidden: DuckDB, pyarrow and Feast skip it).
+_PART_STAMPS = ".parts.json"
+#: The part an empty mart holds, so its folder still reads as a table with the mart's schema.
+_EMPTY_PART = "none.parquet"
 
-    `event_timestamp` is written as timestamp[us, tz=UTC], the type Feast's file sources read.
+
+def export_marts(paths: Paths) -> dict[str, int]:
+    """Export every mart to the folder `paths.marts_dir/<mart>.parquet/`, one parquet part per day (or month) of
+    event_timestamp; returns rows per mart.
+
+    DuckDB, pyarrow, pandas and Feast's file sources read the folder as one table. A part is rewritten only when its
+    rows changed (their count and an order-free hash of every column, kept in the folder's hidden `.parts.json`), so
+    a daily tick writes the days dbt rebuilt and the days whose split moved, not the history. Each part is written to
+    a temporary file and renamed (a reader sees a whole part); the stamps are written last, so an interrupted
+    export is completed by the next one. `event_timestamp` is written as timestamp[us, tz=UTC], the type Feast's file
+    sources read; rows are sorted within a part, so files are byte-stable across rebuilds of the same data.
     """
     paths.marts_dir.mkdir(parents=True, exist_ok=True)
-    counts: dict[str, int] = {}
     with _connect(paths) as con:
-        for mart in MARTS:
-            final = paths.marts_dir / f"{mart}.parquet"
-            tmp = paths.marts_dir / f".{mart}.parquet.tmp"
-            # ORDER BY keeps files byte-stable across rebuilds of the same data.
-            con.execute(f"COPY (SELECT * FROM main.{mart} ORDER BY ALL) TO {sql_string(tmp)} (FORMAT parquet)")
-            os.replace(tmp, final)
-            counts[mart] = con.execute(f"SELECT count(*) FROM main.{mart}").fetchone()[0]
-    return counts
+        return {mart: _export_mart(con, mart, paths.marts_dir / f"{mart}.parquet") for mart in MARTS}
+
+
+def _export_mart(con, mart: str, folder: Path) -> int:
+    span = con.execute(f"SELECT date_diff('day', min(event_timestamp), max(event_timestamp)) FROM main.{mart}"
+                       ).fetchone()[0]
+    period = MONTH_PART if span is not None and span > LONG_SPAN_DAYS else DAY_PART
+    schema = json.dumps(con.execute(f"DESCRIBE main.{mart}").fetchall())
+    parts = {part: f"{n}:{digest}" for part, n, digest in con.execute(
+        f"SELECT strftime(event_timestamp, '{period}') AS part, count(*), sum(hash(m)) "
+        f"FROM main.{mart} AS m GROUP BY part").fetchall()}
+    if folder.is_file():  # a single-file export of an older version
+        folder.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamps_path = folder / _PART_STAMPS
+    old = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
+    if old.get("schema") != schema or old.get("period") != period:
+        old = {}
+    for part, stamp in sorted(parts.items()):
+        path = folder / f"{part}.parquet"
+        if old.get("parts", {}).get(part) == stamp and path.exists():
+            continue
+        first = datetime.strptime(part, period).replace(tzinfo=timezone.utc)
+        after = (first + timedelta(days=1) if period == DAY_PART
+                 else (first + timedelta(days=32)).replace(day=1))
+        tmp = folder / f".{part}.parquet.tmp"
+        con.execute(f"COPY (SELECT * FROM main.{mart} WHERE event_timestamp >= ? AND event_timestamp < ? "
+                    f"ORDER BY ALL) TO {sql_string(tmp)} (FORMAT parquet)", [first, after])
+        os.replace(tmp, path)
+    for stale in folder.glob("*.parquet"):
+        if stale.stem not in parts:
+            stale.unlink()
+    if not parts:
+        con.execute(f"COPY (SELECT * FROM main.{mart} LIMIT 0) TO {sql_string(folder / _EMPTY_PART)} "
+                    "(FORMAT parquet)")
+    tmp = folder / f"{_PART_STAMPS}.tmp"
+    tmp.write_text(json.dumps({"schema": schema, "period": period, "parts": dict(sorted(parts.items()))}, indent=1))
+    tmp.replace(stamps_path)
+    return sum(int(stamp.split(":")[0]) for stamp in parts.values())
 
 
 def read_mart(paths: Paths, name: str) -> pd.DataFrame:
