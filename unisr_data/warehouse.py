@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -187,17 +187,10 @@ def _export_mart(con, mart: str, folder: Path) -> int:
     old = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
     if old.get("schema") != schema or old.get("period") != period:
         old = {}
-    for part, stamp in sorted(parts.items()):
-        path = folder / f"{part}.parquet"
-        if old.get("parts", {}).get(part) == stamp and path.exists():
-            continue
-        first = datetime.strptime(part, period).replace(tzinfo=timezone.utc)
-        after = (first + timedelta(days=1) if period == DAY_PART
-                 else (first + timedelta(days=32)).replace(day=1))
-        tmp = folder / f".{part}.parquet.tmp"
-        con.execute(f"COPY (SELECT * FROM main.{mart} WHERE event_timestamp >= ? AND event_timestamp < ? "
-                    f"ORDER BY ALL) TO {sql_string(tmp)} (FORMAT parquet)", [first, after])
-        os.replace(tmp, path)
+    changed = sorted(part for part, stamp in parts.items()
+                     if old.get("parts", {}).get(part) != stamp or not (folder / f"{part}.parquet").exists())
+    if changed:
+        _write_parts(con, mart, folder, period, changed)
     for stale in folder.glob("*.parquet"):
         if stale.stem not in parts:
             stale.unlink()
@@ -208,6 +201,40 @@ def _export_mart(con, mart: str, folder: Path) -> int:
     tmp.write_text(json.dumps({"schema": schema, "period": period, "parts": dict(sorted(parts.items()))}, indent=1))
     tmp.replace(stamps_path)
     return sum(int(stamp.split(":")[0]) for stamp in parts.values())
+
+
+def _write_parts(con, mart: str, folder: Path, period: str, parts: list[str]) -> None:
+    """Write the `parts` of `mart` in one sorted pass (rows by part, then every column), a part at a time."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = datetime.strptime(parts[0], period).replace(tzinfo=timezone.utc)  # lets DuckDB skip older row groups
+    reader = con.execute(
+        f"SELECT * FROM (SELECT strftime(event_timestamp, '{period}') AS _part, * FROM main.{mart} "
+        f"WHERE event_timestamp >= ?) WHERE _part IN (SELECT unnest(?)) ORDER BY ALL", [first, parts]
+    ).fetch_record_batch(200_000)
+    schema = reader.schema.remove(0)
+    buffered: list[pa.RecordBatch] = []
+    current = None
+
+    def flush() -> None:
+        tmp = folder / f".{current}.parquet.tmp"
+        pq.write_table(pa.Table.from_batches(buffered, schema), tmp)
+        os.replace(tmp, folder / f"{current}.parquet")  # a reader sees the old part or the new one
+        buffered.clear()
+
+    for batch in reader:
+        keys = batch.column(0).to_numpy(zero_copy_only=False)
+        bounds = [0, *(np.flatnonzero(keys[1:] != keys[:-1]) + 1), len(keys)]
+        rows = pa.RecordBatch.from_arrays(batch.columns[1:], schema=schema)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            if current is not None and keys[lo] != current:
+                flush()
+            current = keys[lo]
+            buffered.append(rows.slice(lo, hi - lo))
+    if current is not None:
+        flush()
 
 
 def read_mart(paths: Paths, name: str) -> pd.DataFrame:
