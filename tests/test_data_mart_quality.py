@@ -42,15 +42,21 @@ def test_clean_marts_pass_with_ge_on_a_sample_and_on_the_run_window(raw):
     assert check_mart(con, "user_features").success
 
 
-def test_a_bad_row_outside_the_ge_scope_still_fails_exactly(raw):
+def test_a_bad_row_outside_the_tick_fails_the_every_row_check(raw):
+    """A tick's check reads what it rebuilt (GE and the exact aggregates): a bad old row passes it and fails the
+    weekly full retrain's check (every_row) and a full build's, exactly."""
     train = samples(raw, "train")
     first = train.event_timestamp.idxmin()
     train.loc[first, "label"] = 2                       # the oldest day: outside a tick's window
     train.loc[train.index[1], "impression_id"] = train.impression_id.iloc[2]
     con = _con(samples_coldstart_train=train)
     last_day = str(train.event_timestamp.max().date())
-    result = check_mart(con, "samples_coldstart_train", Scope.from_day(last_day))
-    assert not result.success
+    tick = check_mart(con, "samples_coldstart_train", Scope.from_day(last_day))
+    assert tick.success and tick.statistics["exact_scope"] == f"rows from {last_day} on"
+    assert tick.statistics["rows"] == (train.event_timestamp >= pd.Timestamp(last_day, tz="UTC")).sum()
+    assert not check_mart(con, "samples_coldstart_train", Scope(sample_rows=10)).success
+    result = check_mart(con, "samples_coldstart_train", Scope.from_day(last_day, every_row=True))
+    assert not result.success and result.statistics["exact_scope"] == "every row"
     exact = [f for f in result.failures if f.startswith("exact over all")]
     assert any("ExpectColumnValuesToBeInSet on label" in f and ": 1 rows unexpected" in f for f in exact), exact
     assert any("ExpectColumnValuesToBeUnique on impression_id" in f for f in exact), exact

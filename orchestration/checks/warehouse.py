@@ -2,7 +2,8 @@
 
 Each check costs what its run changed (unisr_data/mart_quality.py): Great Expectations on the rows stamped from the
 run's first day on (a daily tick, a range backfill), or on a bounded sample after a full build, and the same suite as
-exact DuckDB aggregates over every row.
+exact DuckDB aggregates over the same rows on a tick, over every row after a full build and in the weekly full
+retrain.
 """
 
 from dagster import (
@@ -14,6 +15,7 @@ from dagster import (
     asset_check,
 )
 
+from orchestration.assets.warehouse import TEST_EVERY_ROW_JOBS
 from orchestration.partitions import covers_all, run_landed_days
 from orchestration.resources import UnisrSettings, WarehouseResource
 
@@ -36,8 +38,9 @@ def _mart_expectations_check(mart: str) -> AssetChecksDefinition:
               warehouse: WarehouseResource) -> AssetCheckResult:
         from unisr_data.mart_quality import Scope, check_mart
 
+        every_row = context.run.job_name in TEST_EVERY_ROW_JOBS  # the weekly full retrain checks every row
         with warehouse.connect(settings.paths) as con:
-            result = check_mart(con, mart, Scope.from_day(_first_rebuilt_day(context, settings)))
+            result = check_mart(con, mart, Scope.from_day(_first_rebuilt_day(context, settings), every_row=every_row))
         return AssetCheckResult(
             passed=result.success,
             metadata={
