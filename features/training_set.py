@@ -357,18 +357,29 @@ def update_joined(store: FeatureStore, paths: Paths, marts: Iterable[str], cache
                       seconds=time.perf_counter() - started, period=period)
 
 
-def _split_ids_by_day(paths: Paths, mart: str, split: str, period: str = DAY) -> dict[str, tuple[pa.Array, str]]:
-    """The impression ids of `split` in `mart` per impression day, each with its fingerprint (count, hash sum)."""
+def _split_days(paths: Paths, mart: str, split: str, period: str = DAY) -> dict[str, str]:
+    """The fingerprint (count, hash sum of impression ids) of `split` in `mart` per impression day."""
+    path = paths.marts_dir / f"{mart}.parquet"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return dict(con.execute(
+            f"SELECT strftime(event_timestamp, '{period}') AS day, count(*) || ':' || sum(hash(impression_id)) "
+            "FROM read_parquet(?) WHERE split = ? GROUP BY day", [str(path), split]).fetchall())
+
+
+def _split_ids(paths: Paths, mart: str, split: str, days: list[str], period: str = DAY) -> dict[str, pa.Array]:
+    """The impression ids of `split` in `mart` on each of `days`."""
+    if not days:
+        return {}
     path = paths.marts_dir / f"{mart}.parquet"
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         table = con.execute(
-            f"SELECT strftime(event_timestamp, '{period}') AS day, list(impression_id) AS ids, "
-            "count(*) || ':' || sum(hash(impression_id)) AS fingerprint FROM read_parquet(?) "
-            "WHERE split = ? GROUP BY day", [str(path), split]).arrow().read_all()
+            f"SELECT day, list(impression_id) AS ids FROM (SELECT strftime(event_timestamp, '{period}') AS day, "
+            "impression_id FROM read_parquet(?) WHERE split = ?) WHERE day IN (SELECT unnest(?)) GROUP BY day",
+            [str(path), split, days]).arrow().read_all()
     ids = table.column("ids").combine_chunks() if table.num_rows else None
-    return {day: (ids[i].values, fp) for i, (day, fp)
-            in enumerate(zip(table.column("day").to_pylist(), table.column("fingerprint").to_pylist()))}
+    return {day: ids[i].values for i, day in enumerate(table.column("day").to_pylist())}
 
 
 #: Inside a split folder: what each day part was written from (hidden: readers and tree_digest skip it).
@@ -377,9 +388,10 @@ _PART_STAMPS = ".parts.json"
 _EMPTY_PART = "none.parquet"
 
 
-def _write_split(cache: Path, folder: Path, by_day: dict[str, tuple[pa.Array, str]], where: str) -> tuple[int, int]:
+def _write_split(cache: Path, folder: Path, days: dict[str, str], ids_of, where: str) -> tuple[int, int]:
     """The split folder `folder` (one parquet part per day, `<day>.parquet`) from the cached days; (rows, parts
-    written). A part is rewritten only when its day's ids or its cached day changed, so a daily tick writes its day
+    written). `days` maps each day to the fingerprint of its ids, `ids_of(days)` fetches the ids of the days to write.
+    A part is rewritten only when its day's ids or its cached day changed, so a daily tick reads and writes its day
     (and the days whose split moved), not the history."""
     schema = _training_schema()
     if folder.is_file():  # a single-file split of an older build
@@ -387,36 +399,35 @@ def _write_split(cache: Path, folder: Path, by_day: dict[str, tuple[pa.Array, st
     folder.mkdir(parents=True, exist_ok=True)
     stamps_path = folder / _PART_STAMPS
     old = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
-    stamps, rows, written = {}, 0, 0
-    for day, (ids, fingerprint) in sorted(by_day.items()):
+    stamps, rows, stale = {}, 0, []
+    for day, fingerprint in sorted(days.items()):
         source = cache / f"day={day}.parquet"
         if not source.exists():
-            raise RuntimeError(f"{where}: the {len(ids)} samples of {day} have no joined features in the cache; "
+            raise RuntimeError(f"{where}: the samples of {day} have no joined features in the cache; "
                                "rebuild with refresh=True")
         stat = source.stat()
         stamps[day] = f"{fingerprint}|{stat.st_size}|{stat.st_mtime_ns}"
-        rows += len(ids)
-        part = folder / f"{day}.parquet"
-        if old.get(day) == stamps[day] and part.exists():
-            continue
-        table = pq.read_table(source, schema=schema)
+        rows += int(fingerprint.split(":")[0])
+        if old.get(day) != stamps[day] or not (folder / f"{day}.parquet").exists():
+            stale.append(day)
+    for day, ids in sorted(ids_of(stale).items()):
+        table = pq.read_table(cache / f"day={day}.parquet", schema=schema)
         table = table.filter(pc.is_in(table["impression_id"], value_set=ids))
         if table.num_rows != len(ids):
             raise RuntimeError(f"{where}: {len(ids) - table.num_rows} samples of {day} have no joined features in "
                                "the cache; rebuild with refresh=True")
         tmp = folder / f".{day}.parquet.tmp"
         pq.write_table(table, tmp)
-        tmp.replace(part)  # atomic: a crash never leaves a half-written part
-        written += 1
-    for stale in folder.glob("*.parquet"):
-        if stale.stem not in stamps:
-            stale.unlink()
+        tmp.replace(folder / f"{day}.parquet")  # atomic: a crash never leaves a half-written part
+    for part in folder.glob("*.parquet"):
+        if part.stem not in stamps:
+            part.unlink()
     if not stamps:
         pq.write_table(schema.empty_table(), folder / _EMPTY_PART)
     tmp = folder / f"{_PART_STAMPS}.tmp"
     tmp.write_text(json.dumps(stamps, indent=1))
     tmp.replace(stamps_path)
-    return rows, written
+    return rows, len(stale)
 
 
 def build_training_folder(
@@ -448,8 +459,9 @@ def build_training_folder(
     rows, parts_written = {}, {}
     for split, mart in splits.items():
         rows[split], parts_written[split] = _write_split(
-            out_dir / JOINED_DIR, out_dir / f"{split}.parquet",
-            _split_ids_by_day(paths, mart, split, joined_days.period), f"{samples}/{split} ({mart})")
+            out_dir / JOINED_DIR, out_dir / f"{split}.parquet", _split_days(paths, mart, split, joined_days.period),
+            lambda days, mart=mart, split=split: _split_ids(paths, mart, split, days, joined_days.period),
+            f"{samples}/{split} ({mart})")
     joined_days.parts_written = parts_written
     dim, model = _copy_embeddings(paths, out_dir)
     meta = {"domains": _domains(paths), "emb_dim": dim, "emb_model": emb_model or model, "samples": samples,
