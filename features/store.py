@@ -175,7 +175,7 @@ def _write_changed_embeddings(store: FeatureStore, view: str, end: datetime, wri
     """Write online the vectors of `view` (latest per id, stamped before `end`) whose (id, text hash) the online
     state lacks, when `write`; then record every such pair as online. Returns the vectors written."""
     _, key, stem = EMBEDDING_VIEWS[view]
-    source = next(v for v in store.list_feature_views() if v.name == view).batch_source.path
+    source = store.get_feature_view(view).batch_source.path
     state = _online_state(store, view)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")

@@ -21,7 +21,15 @@ from features.behaviour import SEQUENCE_COLUMNS as BEHAVIOUR_SEQUENCES
 from features.behaviour import behaviour_columns
 from features.definitions import BEHAVIOUR_FEATURES, BEHAVIOUR_VIEW, EMBEDDING_VIEWS, SPARSE_VIEWS, feature_columns
 from unisr_data.paths import Paths
-from unisr_data.warehouse import BEHAVIOUR_LENGTH, BEHAVIOUR_QUERY_LENGTH
+from unisr_data.warehouse import (
+    BEHAVIOUR_LENGTH,
+    BEHAVIOUR_QUERY_LENGTH,
+    DAY_PART,
+    EMPTY_PART,
+    LONG_SPAN_DAYS,
+    MONTH_PART,
+    PART_STAMPS,
+)
 
 # Output split -> sample mart. Each mart has a `split` column; a split keeps the mart rows whose split matches.
 SPLITS = {
@@ -165,9 +173,9 @@ def _domains(paths: Paths) -> list[dict]:
 
 
 #: Cache files and split parts hold one day each, or one month each when the samples span more than LONG_SPAN_DAYS
-#: (MovieLens: decades of sparse days; a file per day would be thousands of small files for every reader).
-DAY, MONTH = "%Y-%m-%d", "%Y-%m"
-LONG_SPAN_DAYS = 400
+#: (MovieLens: decades of sparse days; a file per day would be thousands of small files for every reader): the same
+#: periods as the mart folders' parts (unisr_data/warehouse.py).
+DAY, MONTH = DAY_PART, MONTH_PART
 
 
 @dataclass
@@ -382,10 +390,8 @@ def _split_ids(paths: Paths, mart: str, split: str, days: list[str], period: str
     return {day: ids[i].values for i, day in enumerate(table.column("day").to_pylist())}
 
 
-#: Inside a split folder: what each day part was written from (hidden: readers and tree_digest skip it).
-_PART_STAMPS = ".parts.json"
-#: The part an empty split holds, so the folder still reads as a table with the contract's schema.
-_EMPTY_PART = "none.parquet"
+# Inside a split folder, as in a mart folder: `PART_STAMPS` records what each day part was written from (hidden:
+# readers and tree_digest skip it); `EMPTY_PART` is what an empty split holds, so it still reads as a table.
 
 
 def _write_split(cache: Path, folder: Path, days: dict[str, str], ids_of, where: str) -> tuple[int, int]:
@@ -397,7 +403,7 @@ def _write_split(cache: Path, folder: Path, days: dict[str, str], ids_of, where:
     if folder.is_file():  # a single-file split of an older build
         folder.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-    stamps_path = folder / _PART_STAMPS
+    stamps_path = folder / PART_STAMPS
     old = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
     stamps, rows, stale = {}, 0, []
     for day, fingerprint in sorted(days.items()):
@@ -423,8 +429,8 @@ def _write_split(cache: Path, folder: Path, days: dict[str, str], ids_of, where:
         if part.stem not in stamps:
             part.unlink()
     if not stamps:
-        pq.write_table(schema.empty_table(), folder / _EMPTY_PART)
-    tmp = folder / f"{_PART_STAMPS}.tmp"
+        pq.write_table(schema.empty_table(), folder / EMPTY_PART)
+    tmp = folder / f"{PART_STAMPS}.tmp"
     tmp.write_text(json.dumps(stamps, indent=1))
     tmp.replace(stamps_path)
     return rows, len(stale)

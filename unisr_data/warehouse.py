@@ -151,9 +151,9 @@ def _check_mart(name: str) -> None:
 DAY_PART, MONTH_PART = "%Y-%m-%d", "%Y-%m"
 LONG_SPAN_DAYS = 400
 #: Inside a mart folder: what each part was written from (hidden: DuckDB, pyarrow and Feast skip it).
-_PART_STAMPS = ".parts.json"
+PART_STAMPS = ".parts.json"
 #: The part an empty mart holds, so its folder still reads as a table with the mart's schema.
-_EMPTY_PART = "none.parquet"
+EMPTY_PART = "none.parquet"
 
 
 def export_marts(paths: Paths) -> dict[str, int]:
@@ -183,7 +183,7 @@ def _export_mart(con, mart: str, folder: Path) -> int:
     if folder.is_file():  # a single-file export of an older version
         folder.unlink()
     folder.mkdir(parents=True, exist_ok=True)
-    stamps_path = folder / _PART_STAMPS
+    stamps_path = folder / PART_STAMPS
     old = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
     if old.get("schema") != schema or old.get("period") != period:
         old = {}
@@ -195,9 +195,9 @@ def _export_mart(con, mart: str, folder: Path) -> int:
         if stale.stem not in parts:
             stale.unlink()
     if not parts:
-        con.execute(f"COPY (SELECT * FROM main.{mart} LIMIT 0) TO {sql_string(folder / _EMPTY_PART)} "
+        con.execute(f"COPY (SELECT * FROM main.{mart} LIMIT 0) TO {sql_string(folder / EMPTY_PART)} "
                     "(FORMAT parquet)")
-    tmp = folder / f"{_PART_STAMPS}.tmp"
+    tmp = folder / f"{PART_STAMPS}.tmp"
     tmp.write_text(json.dumps({"schema": schema, "period": period, "parts": dict(sorted(parts.items()))}, indent=1))
     tmp.replace(stamps_path)
     return sum(int(stamp.split(":")[0]) for stamp in parts.values())

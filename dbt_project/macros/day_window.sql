@@ -54,9 +54,14 @@ The window must cover every raw day that changed since the last build: days outs
 
 {# Incremental strategy `day_window`: replace the model's day range (all rows when no window is active). #}
 {% macro get_incremental_day_window_sql(arg_dict) %}
+    {{ replace_rows_where(arg_dict, in_target_day_window()) }}
+{% endmacro %}
+
+{# The body of a replacing incremental strategy: delete the target's rows where `condition`, insert the model's. #}
+{% macro replace_rows_where(arg_dict, condition) %}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    delete from {{ target }} where {{ in_target_day_window() }};
+    delete from {{ target }} where {{ condition }};
     insert into {{ target }} ({{ columns }}) (select {{ columns }} from {{ source }})
 {% endmacro %}

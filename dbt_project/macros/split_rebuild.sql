@@ -55,8 +55,5 @@ plain full query, replacing every row.
    window). The condition reads the table's old state, as the model's select did. #}
 {% macro get_incremental_split_rebuild_sql(arg_dict) %}
     {%- set target = arg_dict['target_relation'] -%}
-    {%- set source = arg_dict['temp_relation'] -%}
-    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    delete from {{ target }} where {{ split_rebuild_condition(target, config.get('split_rebuild')['time'], 'role') }};
-    insert into {{ target }} ({{ columns }}) (select {{ columns }} from {{ source }})
+    {{ replace_rows_where(arg_dict, split_rebuild_condition(target, config.get('split_rebuild')['time'], 'role')) }}
 {% endmacro %}
