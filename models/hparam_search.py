@@ -19,6 +19,11 @@ with `freeze` (the number the pipeline registers and promotes on), or "pretrain"
 (half the cost: no fine-tune). Fine-tuning keeps models.finetune.FinetuneConfig's optimiser settings and the
 searched architecture (it is the pretrained checkpoint's). The test split is never read.
 
+Trial 0 of every model is the point the pipeline trains today (`current_point`: the code defaults overlaid with
+models/tuned_defaults.json), so each model's search says whether its defaults are still its best; it counts in the
+budget like any other trial. `--write-defaults PATH` writes the best point per model in the format of
+models/tuned_defaults.json (adopting it is a commit: see that module).
+
 Each trial trains into OUT/<model>/trial-<params digest>/{pre,fine}; a study is kept in OUT/<model>/study.db
 (SQLite), so rerunning the same search resumes it: finished trials are kept, an interrupted one is asked again
 (the same parameters, so its run folder resumes from last.pt) and the rest are run.
@@ -54,6 +59,11 @@ SEARCH_SPACE: dict[str, tuple] = {
 }
 #: Parameters that are model constructor keywords; the rest are TrainConfig fields.
 MODEL_KWARGS = ("dropout", "hidden")
+#: The code defaults as a point of SEARCH_SPACE: TrainConfig's lr and embedding decay, every model's constructor
+#: dropout / hidden, the trainer resource's pretraining batch; weight decay 0 is the space's floor (1e-6).
+CODE_DEFAULTS: dict[str, Any] = {"lr": TrainConfig.lr, "weight_decay": max(TrainConfig.weight_decay, 1e-6),
+                                 "embedding_weight_decay": TrainConfig.embedding_weight_decay, "dropout": 0.1,
+                                 "hidden": 64, "batch_size": 2048}
 OBJECTIVES = ("coldstart", "pretrain")
 
 
@@ -91,6 +101,13 @@ def suggest(trial) -> dict[str, Any]:
         else:
             params[name] = trial.suggest_float(name, spec[1], spec[2], log=spec[0] == "log")
     return params
+
+
+def current_point(model: str) -> dict[str, Any]:
+    """What the pipeline pretrains `model` with today: CODE_DEFAULTS overlaid with its adopted tuned defaults."""
+    from models.tuned_defaults import tuned_params
+
+    return {**CODE_DEFAULTS, **tuned_params(model)}
 
 
 def params_digest(params: dict[str, Any]) -> str:
@@ -170,6 +187,8 @@ def search_model(model: str, pretrain_dir: Path, coldstart_dir: Path | None, out
         if t.state == optuna.trial.TrialState.RUNNING:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             study.enqueue_trial(t.params)
+    if not study.trials:
+        study.enqueue_trial(current_point(model), user_attrs={"current_default": True})
     remaining = cfg.trials - sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, catch=())
@@ -179,6 +198,7 @@ def search_model(model: str, pretrain_dir: Path, coldstart_dir: Path | None, out
             continue
         rows.append({"model": model, "trial": t.number, "objective": cfg.objective, "value": t.value,
                      **{k: t.params.get(k) for k in SEARCH_SPACE},
+                     "current_default": bool(t.user_attrs.get("current_default", False)),
                      **{k: t.user_attrs.get(k) for k in ("pretrain_valid_auc", "coldstart_valid_auc", "seconds",
                                                         "pretrain_checkpoint")}})
     return rows[: cfg.trials]
@@ -214,7 +234,8 @@ def best_per_model(trials: pd.DataFrame) -> pd.DataFrame:
 def markdown(trials: pd.DataFrame, cfg: SearchConfig) -> str:
     """The report: budget, best parameters per model, all trials."""
     def table(frame: pd.DataFrame) -> str:
-        cols = ["model", "trial", "value", "pretrain_valid_auc", "coldstart_valid_auc", *SEARCH_SPACE, "seconds"]
+        cols = ["model", "trial", "current_default", "value", "pretrain_valid_auc", "coldstart_valid_auc",
+                *SEARCH_SPACE, "seconds"]
         frame = frame[[c for c in cols if c in frame]]
         head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
         return head + "\n".join("| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(False))
@@ -225,7 +246,8 @@ def markdown(trials: pd.DataFrame, cfg: SearchConfig) -> str:
             f"{cfg.trials} trials per model, {cfg.epochs} pretraining epochs"
             + (f" + {cfg.finetune_epochs} fine-tuning epochs" if cfg.objective == "coldstart" else "")
             + f" each; TPE (seed {cfg.seed}, {cfg.n_startup} random start-up trials); objective: {objective}. "
-            f"Chosen on validation only; the test split is not read.\n\n"
+            f"Chosen on validation only; the test split is not read. Trial 0 of each model is the point the "
+            f"pipeline trained with when the search ran (current_default).\n\n"
             f"## Best per model\n\n{table(best_per_model(trials))}\n\n## All trials\n\n{table(trials)}\n")
 
 
@@ -249,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=SearchConfig.seed)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-threads", type=int, default=0)
+    parser.add_argument("--write-defaults", type=Path,
+                        help="write the best point per model here, in the format of models/tuned_defaults.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = SearchConfig(trials=args.trials, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
@@ -256,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
                        device=args.device, num_threads=args.num_threads)
     trials = search(args.pretrain, args.coldstart, args.out, cfg)
     write_report(trials, cfg, args.out)
+    if args.write_defaults:
+        write_defaults(trials, cfg, args.write_defaults, dataset=str(args.pretrain))
     print(best_per_model(trials).to_string(index=False))
 
 
@@ -267,6 +293,28 @@ def write_report(trials: pd.DataFrame, cfg: SearchConfig, out_dir: str | Path) -
     trials.to_csv(csv, index=False)
     md.write_text(markdown(trials, cfg))
     return csv, md
+
+
+def write_defaults(trials: pd.DataFrame, cfg: SearchConfig, path: str | Path, dataset: str) -> Path:
+    """The best point of each model by validation objective, in the format of models/tuned_defaults.json, with
+    where it came from (budget, objective of the best and of the current default)."""
+    from models.tuned_defaults import defaults_document
+
+    best = best_per_model(trials)
+    current = trials[trials["current_default"]].set_index("model")["value"] if not trials.empty else {}
+    source = {"dataset": dataset, "trials_per_model": cfg.trials, "epochs": cfg.epochs,
+              "finetune_epochs": cfg.finetune_epochs, "objective": cfg.objective, "freeze": cfg.freeze,
+              "seed": cfg.seed,
+              "value": {r["model"]: {"best": round(float(r["value"]), 4),
+                                     "current_default": (round(float(current[r["model"]]), 4)
+                                                         if r["model"] in current else None)}
+                        for r in best.to_dict("records")}}
+    document = defaults_document({r["model"]: {k: r[k] for k in SEARCH_SPACE} for r in best.to_dict("records")},
+                                 source)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
 
 
 if __name__ == "__main__":

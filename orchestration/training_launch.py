@@ -48,6 +48,10 @@ CUDA_BATCH_SCALE = 8
 MIN_STEPS_PER_EPOCH = 100
 
 
+#: TrainConfig fields a budget may set besides epochs / batch size / patience (tuned defaults, CUDA lr scaling).
+OPTIMISER_KEYS = ("lr", "weight_decay", "embedding_weight_decay")
+
+
 def _uses_cuda(settings) -> bool:
     import torch
 
@@ -63,14 +67,17 @@ def cuda_batch_factor(n_rows: int, batch_size: int, max_factor: int = CUDA_BATCH
     return factor
 
 
-def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path) -> dict:
+def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path, tuned: dict | None = None) -> dict:
     """Epochs, batch size, patience (and lr when scaled): the cold-start-sized data gets small batches and more
-    epochs; on CUDA the other runs get a larger batch when the training split is large enough (cuda_batch_factor)."""
+    epochs; pretraining takes the model's adopted tuned defaults (`tuned`: models/tuned_defaults.py); on CUDA the
+    other runs get a larger batch when the training split is large enough (cuda_batch_factor)."""
     budget = {
         "epochs": epochs or (settings.finetune_epochs if small_data else settings.epochs),
         "batch_size": settings.finetune_batch_size if small_data else settings.batch_size,
         "patience": settings.patience,
     }
+    if mode == "train" and not small_data:
+        budget.update(tuned or {})
     train_file = Path(data_dir) / "train.parquet"
     if not small_data and _uses_cuda(settings) and train_file.exists():
         from models.engine import TrainConfig, scaled_for_batch
@@ -79,7 +86,7 @@ def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path) 
 
         factor = cuda_batch_factor(parquet_rows(train_file), budget["batch_size"])
         if factor > 1:
-            base_lr = (TrainConfig if mode == "train" else FinetuneConfig).lr
+            base_lr = budget.get("lr", (TrainConfig if mode == "train" else FinetuneConfig).lr)
             budget["batch_size"], budget["lr"] = scaled_for_batch(budget["batch_size"], base_lr, factor)
     return budget
 
@@ -103,8 +110,9 @@ def _cli_args(mode: str, data_dir: Path, out_dir: Path, settings, budget: dict, 
     args = ["--data", str(data_dir), "--out", str(out_dir), "--epochs", str(budget["epochs"]),
             "--batch-size", str(budget["batch_size"]), "--patience", str(budget["patience"]),
             "--device", settings.device, "--no-progress"]
-    if "lr" in budget:
-        args += ["--lr", repr(budget["lr"])]
+    for key in OPTIMISER_KEYS:
+        if key in budget:
+            args += [f"--{key.replace('_', '-')}", repr(budget[key])]
     if settings.num_threads:
         args += ["--num-threads", str(settings.num_threads)]
     args += ["--seed", str(settings.seed)]
@@ -158,16 +166,20 @@ def run_training(settings, dagster_log, mode: str, data_dir: Path, out_dir: Path
                  window_days: float = 0.0) -> dict:
     """Train (`mode="train"`) or fine-tune; returns {"checkpoint": Path, "metrics": dict with "curve", "device": dict}
     (the same shape in-process and under torchrun); fine-tuning adds "freeze" (the level kept) and "levels".
+    Pretraining uses the model's adopted tuned defaults (models/tuned_defaults.json) under explicit keywords.
 
     Fine-tuning goes through models.finetune.best_freeze_level: freeze="auto" fine-tunes each level into
     OUT/<level>/ (one torchrun per level when nproc_per_node > 1) and keeps the best by validation AUC.
     init_from / window_days: models.finetune.FinetuneConfig's (the daily refresh of a fine-tuned champion)."""
-    model_kwargs = model_kwargs or {}
+    from models.tuned_defaults import split, tuned_params
+
+    tuned_kwargs, tuned_train = split(tuned_params(model)) if mode == "train" else ({}, {})
+    model_kwargs = {**tuned_kwargs, **(model_kwargs or {})}   # explicit keywords win over the tuned defaults
     warm = {"init_from": init_from, "window_days": window_days}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_nproc(settings)
-    budget = _budget(settings, epochs, small_data, mode, data_dir)
+    budget = _budget(settings, epochs, small_data, mode, data_dir, tuned_train)
 
     def run_once(level: str, out: Path) -> dict:
         out.mkdir(parents=True, exist_ok=True)

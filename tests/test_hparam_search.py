@@ -6,7 +6,8 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from model_fixture import write_folders
-from models.hparam_search import MODELS, SEARCH_SPACE, SearchConfig, search
+from models.hparam_search import CODE_DEFAULTS, MODELS, SEARCH_SPACE, SearchConfig, search
+from models.tuned_defaults import tuned_params
 from orchestration.assets.hparam_search import equal_budget_hparam_search
 from orchestration.resources import TrainerResource, UnisrSettings
 
@@ -34,6 +35,17 @@ def test_hparam_search_asset_gives_every_model_the_same_trials(tmp_path):
     assert points.nunique() == 1
     assert set(meta["best_per_model"].value) == set(MODELS) and meta["trials"].value == 10
     assert "# Hyper-parameter search" in meta["report"].value
+    # trial 0 of every model is the point the pipeline trains today (no tuned defaults adopted for these models)
+    first = trials[trials["trial"] == 0].set_index("model")
+    assert first["current_default"].all() and not trials[trials["trial"] > 0]["current_default"].any()
+    assert all(first[k].eq(v).all() for k, v in CODE_DEFAULTS.items())
+    # the proposed defaults: the best point per model, in the format the pipeline reads
+    proposed = out / "tuned_defaults.json"
+    assert meta["proposed_defaults"].value == str(proposed)
+    best = trials[trials["best"]].set_index("model")
+    for model in MODELS:
+        params = tuned_params(model, proposed)
+        assert params["hidden"] == best.loc[model, "hidden"] and params["lr"] == pytest.approx(best.loc[model, "lr"])
 
 
 def test_rerun_resumes_the_study_and_extends_it(tmp_path):

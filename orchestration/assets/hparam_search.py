@@ -26,7 +26,7 @@ class HparamSearchConfig(Config):
                    "validation: all trials and the best per model.")
 def equal_budget_hparam_search(context: AssetExecutionContext, config: HparamSearchConfig,
                                settings: UnisrSettings, trainer: TrainerResource) -> MaterializeResult:
-    from models.hparam_search import SearchConfig, best_per_model, search, write_report
+    from models.hparam_search import SearchConfig, best_per_model, search, write_defaults, write_report
     from orchestration.training_launch import forward_logs
 
     paths = settings.paths
@@ -39,6 +39,9 @@ def equal_budget_hparam_search(context: AssetExecutionContext, config: HparamSea
     with forward_logs(context.log):
         trials = search(paths.training_dir / "pretrain", paths.training_dir / "coldstart", studies, cfg)
     csv, md = write_report(trials, cfg, paths.reports_dir / "hparam_search")
+    # The candidate defaults: adopted by copying to models/tuned_defaults.json in a commit (see that module).
+    proposed = write_defaults(trials, cfg, paths.reports_dir / "hparam_search" / "tuned_defaults.json",
+                              dataset=settings.dataset)
     best = best_per_model(trials)
     keep = ["model", "value", "lr", "weight_decay", "embedding_weight_decay", "dropout", "hidden", "batch_size"]
     return MaterializeResult(metadata={
@@ -52,5 +55,6 @@ def equal_budget_hparam_search(context: AssetExecutionContext, config: HparamSea
         "csv": MetadataValue.path(str(csv)),
         "markdown": MetadataValue.path(str(md)),
         "studies": MetadataValue.path(str(studies)),
+        "proposed_defaults": MetadataValue.path(str(proposed)),
         **{f"best_{r['model']}": float(r["value"]) for r in best.to_dict("records")},
     })

@@ -60,6 +60,7 @@ def run_dir(context: AssetExecutionContext, settings: UnisrSettings, name: str, 
     config, the training folders' content and `extra` inputs such as an upstream checkpoint's digest) always gets
     the same folder, so a re-run after a crash resumes from its last.pt (models/run_folders.py)."""
     from models.run_folders import tree_digest, work_folder
+    from models.tuned_defaults import digest as tuned_digest
 
     trainer = getattr(context.resources, "trainer", None)
     inputs = {
@@ -69,6 +70,7 @@ def run_dir(context: AssetExecutionContext, settings: UnisrSettings, name: str, 
         "trainer": ({k: v for k, v in trainer.model_dump().items() if k not in KEY_FREE_TRAINER_FIELDS}
                     if trainer else {}),
         "training_data": tree_digest(settings.paths.training_dir),
+        "tuned_defaults": tuned_digest(),
         **(extra or {}),
     }
     return work_folder(runs_root(settings), context.asset_key.to_user_string(), inputs) / name
