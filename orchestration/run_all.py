@@ -115,6 +115,16 @@ def run_behaviour_comparison(args: argparse.Namespace, instance: DagsterInstance
                                                                        tags=owner_tags(), raise_on_error=False)
 
 
+def run_ablations(args: argparse.Namespace, instance: DagsterInstance):
+    """The `ablations` job (SRF variants: text, behaviour, gating, divergence, freezing) after a pipeline run."""
+    from orchestration.definitions import defs
+
+    config = _run_config(args)
+    config["ops"] = {"ablation_study": {"config": {"epochs": args.epochs}}}
+    return defs.get_job_def("ablations").execute_in_process(instance=instance, run_config=config, tags=owner_tags(),
+                                                            raise_on_error=False)
+
+
 def run_hparam_search(args: argparse.Namespace, instance: DagsterInstance):
     """The `hparam_search` job (the same number of trials for every model) on the training sets of an earlier run."""
     from orchestration.definitions import defs
@@ -174,6 +184,8 @@ def summarize(results) -> tuple[list[str], bool, list[str]]:
             if mat.asset_key.to_user_string() == "text_encoder_comparison":
                 lines.append(f"  encoder comparison: {mat.metadata['report'].value}")
                 lines += [f"  {name} {why}" for name, why in mat.metadata["not_run"].value.items()]
+            if mat.asset_key.to_user_string() == "ablation_study":
+                lines.append(f"  ablations: {mat.metadata['report'].value}")
             if mat.asset_key.to_user_string() == "with_and_without_behaviour":
                 lines.append(f"  behaviour comparison: {mat.metadata['report'].value}")
             if mat.asset_key.to_user_string() == "equal_budget_hparam_search":
@@ -219,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--behaviour-comparison", action="store_true",
                         help="retrain every model without behaviour sequences and compare it with the pipeline's "
                              "latest (with) on the cold-start test split (after a pipeline run; not the pipeline)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="run the ablation study job (SRF variants) on the training sets and pretrained SRF of an "
+                             "earlier run (not the pipeline)")
     parser.add_argument("--hparam-search", action="store_true",
                         help="run the equal-budget hyper-parameter search job on the training sets of an earlier run "
                              "(not the pipeline); --epochs sets the pretraining epochs of each trial")
@@ -241,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             results = (None, run_hparam_search(args, instance))
         elif args.behaviour_comparison:
             results = (None, run_behaviour_comparison(args, instance))
+        elif args.ablations:
+            results = (None, run_ablations(args, instance))
         elif args.encoder_comparison:
             results = (None, run_encoder_comparison(args, instance))
         else:
