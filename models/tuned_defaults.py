@@ -60,6 +60,7 @@ def digest(path: Path | None = None) -> str:
 def defaults_document(best: dict[str, dict[str, Any]], source: dict[str, Any]) -> dict[str, Any]:
     """The file's content: {"source": where it came from, "models": {model: parameters}}."""
     keep = (*MODEL_KEYWORDS, *TRAIN_FIELDS)
-    models = {m: {k: (int(v) if k in ("hidden", "batch_size") else float(v)) for k, v in p.items() if k in keep}
+    models = {m: {k: (int(v) if k in ("hidden", "batch_size") else float(f"{float(v):.4g}"))
+                  for k, v in p.items() if k in keep}
               for m, p in best.items()}
     return {"source": source, "models": models}

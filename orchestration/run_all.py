@@ -191,7 +191,8 @@ def summarize(results) -> tuple[list[str], bool, list[str]]:
             if mat.asset_key.to_user_string() == "equal_budget_hparam_search":
                 lines.append(f"  hparam search: {mat.metadata['markdown'].value}")
                 for model, best in mat.metadata["best_per_model"].value.items():
-                    params = ", ".join(f"{k}={v:.3g}" for k, v in best.items() if k != "value")
+                    params = ", ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3g}"
+                                       for k, v in best.items() if k != "value")
                     lines.append(f"  best {model}: {best['value']:.4f} ({params})")
             if mat.asset_key.to_user_string() == "promoted_model":
                 meta = mat.metadata
