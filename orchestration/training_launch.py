@@ -48,6 +48,8 @@ CUDA_BATCH_SCALE = 8
 MIN_STEPS_PER_EPOCH = 100
 
 
+#: A tuned batch size is used only while an epoch keeps this many steps with it (the synthetic default: 73 at 4096).
+MIN_TUNED_STEPS_PER_EPOCH = 50
 #: TrainConfig fields a budget may set besides epochs / batch size / patience (tuned defaults, CUDA lr scaling).
 OPTIMISER_KEYS = ("lr", "weight_decay", "embedding_weight_decay")
 
@@ -76,9 +78,9 @@ def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path, 
         "batch_size": settings.finetune_batch_size if small_data else settings.batch_size,
         "patience": settings.patience,
     }
-    if mode == "train" and not small_data:
-        budget.update(tuned or {})
     train_file = Path(data_dir) / "train.parquet"
+    if mode == "train" and not small_data and tuned:
+        _apply_tuned(budget, dict(tuned), train_file)
     if not small_data and _uses_cuda(settings) and train_file.exists():
         from models.engine import TrainConfig, scaled_for_batch
         from models.finetune import FinetuneConfig
@@ -89,6 +91,25 @@ def _budget(settings, epochs: int, small_data: bool, mode: str, data_dir: Path, 
             base_lr = budget.get("lr", (TrainConfig if mode == "train" else FinetuneConfig).lr)
             budget["batch_size"], budget["lr"] = scaled_for_batch(budget["batch_size"], base_lr, factor)
     return budget
+
+
+def _apply_tuned(budget: dict, tuned: dict, train_file: Path) -> None:
+    """The tuned defaults' optimiser settings, and their batch size where the training split still gives an epoch
+    MIN_TUNED_STEPS_PER_EPOCH steps with it; otherwise the configured batch with the tuned learning rate moved to
+    it by the square-root rule (a search on 300k rows says little about a batch for 3k)."""
+    import math
+
+    from unisr_data.contract import parquet_rows
+
+    batch = tuned.pop("batch_size", None)
+    budget.update(tuned)
+    if not batch or batch == budget["batch_size"]:
+        return
+    rows = parquet_rows(train_file) if train_file.exists() else 0
+    if rows / batch >= MIN_TUNED_STEPS_PER_EPOCH:
+        budget["batch_size"] = batch
+    elif "lr" in budget:
+        budget["lr"] = budget["lr"] * math.sqrt(budget["batch_size"] / batch)
 
 
 def check_nproc(settings) -> None:

@@ -6,7 +6,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from model_fixture import write_folders
-from models.hparam_search import CODE_DEFAULTS, MODELS, SEARCH_SPACE, SearchConfig, search
+from models.hparam_search import CODE_DEFAULTS, MODELS, SEARCH_SPACE, SearchConfig, current_point, search
 from models.tuned_defaults import tuned_params
 from orchestration.assets.hparam_search import equal_budget_hparam_search
 from orchestration.resources import TrainerResource, UnisrSettings
@@ -29,16 +29,19 @@ def test_hparam_search_asset_gives_every_model_the_same_trials(tmp_path):
     assert trials.groupby("model")["best"].sum().to_dict() == {m: 1 for m in MODELS}
     assert trials["coldstart_valid_auc"].between(0, 1).all()
     assert (trials["value"] == trials["coldstart_valid_auc"]).all()
-    # the same sampler seed: every model is tried at the same points (a paired comparison)
-    points = trials.sort_values(["model", "trial"]).groupby("model")[list(SEARCH_SPACE)].apply(
+    # the same sampler seed: after each model's own default (trial 0) every model is tried at the same points
+    searched = trials[trials["trial"] > 0]
+    points = searched.sort_values(["model", "trial"]).groupby("model")[list(SEARCH_SPACE)].apply(
         lambda f: json.dumps(f.to_numpy().tolist()))
     assert points.nunique() == 1
     assert set(meta["best_per_model"].value) == set(MODELS) and meta["trials"].value == 10
     assert "# Hyper-parameter search" in meta["report"].value
-    # trial 0 of every model is the point the pipeline trains today (no tuned defaults adopted for these models)
+    # trial 0 of every model is the point the pipeline trains today (code defaults + adopted tuned defaults)
     first = trials[trials["trial"] == 0].set_index("model")
     assert first["current_default"].all() and not trials[trials["trial"] > 0]["current_default"].any()
-    assert all(first[k].eq(v).all() for k, v in CODE_DEFAULTS.items())
+    for model in MODELS:
+        assert current_point(model) == {**CODE_DEFAULTS, **tuned_params(model)}
+        assert all(first.loc[model, k] == pytest.approx(v) for k, v in current_point(model).items())
     # the proposed defaults: the best point per model, in the format the pipeline reads
     proposed = out / "tuned_defaults.json"
     assert meta["proposed_defaults"].value == str(proposed)

@@ -50,8 +50,13 @@ def test_pretraining_takes_the_adopted_tuned_defaults_under_explicit_keywords(tm
     folders = write_folders(tmp_path / "data", n_warm=600, n_cold=400)
     trainer = TrainerResource(device="cpu", epochs=1, num_threads=1)
     _, train_fields = tuned.split(tuned.tuned_params("mmoe"))
+    # the tiny folder gives an epoch too few steps at the tuned batch: the configured one, lr moved by sqrt(2048/1024)
     budget = _budget(trainer, 0, False, "train", folders["pretrain"], train_fields)
-    assert budget["lr"] == 0.005 and budget["batch_size"] == 1024 and budget["embedding_weight_decay"] == 10.0
+    assert budget["batch_size"] == 2048 and budget["lr"] == pytest.approx(0.005 * 2 ** 0.5)
+    assert budget["embedding_weight_decay"] == 10.0 and budget["weight_decay"] == 1e-4
+    monkeypatch.setattr("orchestration.training_launch.MIN_TUNED_STEPS_PER_EPOCH", 1)
+    budget = _budget(trainer, 0, False, "train", folders["pretrain"], train_fields)
+    assert budget["lr"] == 0.005 and budget["batch_size"] == 1024
     assert _budget(trainer, 0, True, "train", folders["coldstart"], train_fields)["batch_size"] == 256  # small data
     result = run_training(trainer, logging.getLogger("test.launch"), "train", folders["pretrain"], tmp_path / "out",
                           model="mmoe", model_kwargs={"dropout": 0.2, "use_behaviour": False})
