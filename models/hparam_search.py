@@ -21,8 +21,9 @@ searched architecture (it is the pretrained checkpoint's). The test split is nev
 
 Trial 0 of every model is the point the pipeline trains today (`current_point`: the code defaults overlaid with
 models/tuned_defaults.json), so each model's search says whether its defaults are still its best; it counts in the
-budget like any other trial. `--write-defaults PATH` writes the best point per model in the format of
-models/tuned_defaults.json (adopting it is a commit: see that module).
+budget like any other trial. `--write-defaults PATH` writes the proposed models/tuned_defaults.json: each model's
+best point where it beats the current default by more than noise without costing the pretrain domains
+(`adoption`), else the current default (adopting the file is a commit: see that module).
 
 Each trial trains into OUT/<model>/trial-<params digest>/{pre,fine}; a study is kept in OUT/<model>/study.db
 (SQLite), so rerunning the same search resumes it: finished trials are kept, an interrupted one is asked again
@@ -248,7 +249,16 @@ def markdown(trials: pd.DataFrame, cfg: SearchConfig) -> str:
             + f" each; TPE (seed {cfg.seed}, {cfg.n_startup} random start-up trials); objective: {objective}. "
             f"Chosen on validation only; the test split is not read. Trial 0 of each model is the point the "
             f"pipeline trained with when the search ran (current_default).\n\n"
-            f"## Best per model\n\n{table(best_per_model(trials))}\n\n## All trials\n\n{table(trials)}\n")
+            f"## Best per model\n\n{table(best_per_model(trials))}\n\n"
+            f"## Adoption (gain >= {ADOPT_MIN_GAIN} over the current default, pretraining validation AUC not more "
+            f"than {ADOPT_MAX_PRETRAIN_LOSS} lower)\n\n{_adoption_lines(trials)}\n\n## All trials\n\n{table(trials)}\n")
+
+
+def _adoption_lines(trials: pd.DataFrame) -> str:
+    if trials.empty:
+        return "(no trials)"
+    return "\n".join(f"- {model}: {'adopt trial ' + str(d['best_trial']) if d['adopt'] else 'keep the current default'}"
+                     f" ({d['why']})" for model, d in adoption(trials).items())
 
 
 def _cell(value: Any) -> str:
@@ -295,22 +305,59 @@ def write_report(trials: pd.DataFrame, cfg: SearchConfig, out_dir: str | Path) -
     return csv, md
 
 
-def write_defaults(trials: pd.DataFrame, cfg: SearchConfig, path: str | Path, dataset: str) -> Path:
-    """The best point of each model by validation objective, in the format of models/tuned_defaults.json, with
-    where it came from (budget, objective of the best and of the current default)."""
-    from models.tuned_defaults import defaults_document
+#: Adoption rule of `write_defaults`: a model's best point replaces its current default only when it beats it on the
+#: objective by at least ADOPT_MIN_GAIN (one cold-start validation AUC has a ~±0.012 interval on the synthetic
+#: default: smaller gains are noise) and does not lower the pretraining validation AUC by more than
+#: ADOPT_MAX_PRETRAIN_LOSS (the foundation model serves every pretrain domain, not only the cold-start one).
+ADOPT_MIN_GAIN = 0.005
+ADOPT_MAX_PRETRAIN_LOSS = 0.002
 
+
+def adoption(trials: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per model: {"best", "current_default" (objective values), "pretrain_change", "adopt": bool, "why"}."""
+    decisions = {}
+    for model, rows in trials.groupby("model", sort=False):
+        best = rows.loc[rows["value"].idxmax()]
+        current = rows[rows["current_default"]]
+        out = {"best_trial": int(best["trial"]), "best": round(float(best["value"]), 4)}
+        if current.empty:
+            decisions[model] = {**out, "current_default": None, "adopt": True, "why": "no current-default trial"}
+            continue
+        cur = current.iloc[0]
+        gain = float(best["value"]) - float(cur["value"])
+        pre_change = float(best["pretrain_valid_auc"]) - float(cur["pretrain_valid_auc"])
+        if int(best["trial"]) == int(cur["trial"]):
+            adopt, why = False, "the current default is the best point"
+        elif gain < ADOPT_MIN_GAIN:
+            adopt, why = False, f"gain {gain:+.4f} < {ADOPT_MIN_GAIN} (noise)"
+        elif pre_change < -ADOPT_MAX_PRETRAIN_LOSS:
+            adopt, why = False, f"pretraining validation AUC {pre_change:+.4f} (worse on the pretrain domains)"
+        else:
+            adopt, why = True, f"gain {gain:+.4f}, pretraining validation AUC {pre_change:+.4f}"
+        decisions[model] = {**out, "current_default": round(float(cur["value"]), 4),
+                            "pretrain_change": round(pre_change, 4), "adopt": adopt, "why": why}
+    return decisions
+
+
+def write_defaults(trials: pd.DataFrame, cfg: SearchConfig, path: str | Path, dataset: str) -> Path:
+    """The proposed models/tuned_defaults.json: per model its best point by validation objective where `adoption`
+    accepts it, else its current adopted point (none: the code defaults), with where it came from (budget, every
+    model's decision and why)."""
+    from models.tuned_defaults import defaults_document, tuned_params
+
+    decisions = adoption(trials) if not trials.empty else {}
     best = best_per_model(trials)
-    current = trials[trials["current_default"]].set_index("model")["value"] if not trials.empty else {}
+    chosen = {}
+    for r in best.to_dict("records"):
+        if decisions[r["model"]]["adopt"]:
+            chosen[r["model"]] = {k: r[k] for k in SEARCH_SPACE}
+        elif tuned_params(r["model"]):
+            chosen[r["model"]] = tuned_params(r["model"])
     source = {"dataset": dataset, "trials_per_model": cfg.trials, "epochs": cfg.epochs,
               "finetune_epochs": cfg.finetune_epochs, "objective": cfg.objective, "freeze": cfg.freeze,
-              "seed": cfg.seed,
-              "value": {r["model"]: {"best": round(float(r["value"]), 4),
-                                     "current_default": (round(float(current[r["model"]]), 4)
-                                                         if r["model"] in current else None)}
-                        for r in best.to_dict("records")}}
-    document = defaults_document({r["model"]: {k: r[k] for k in SEARCH_SPACE} for r in best.to_dict("records")},
-                                 source)
+              "seed": cfg.seed, "adopt_min_gain": ADOPT_MIN_GAIN, "adopt_max_pretrain_loss": ADOPT_MAX_PRETRAIN_LOSS,
+              "decisions": decisions}
+    document = defaults_document(chosen, source)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")

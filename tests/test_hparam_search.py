@@ -6,7 +6,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from model_fixture import write_folders
-from models.hparam_search import CODE_DEFAULTS, MODELS, SEARCH_SPACE, SearchConfig, current_point, search
+from models.hparam_search import CODE_DEFAULTS, MODELS, SEARCH_SPACE, SearchConfig, adoption, current_point, search
 from models.tuned_defaults import tuned_params
 from orchestration.assets.hparam_search import equal_budget_hparam_search
 from orchestration.resources import TrainerResource, UnisrSettings
@@ -42,14 +42,39 @@ def test_hparam_search_asset_gives_every_model_the_same_trials(tmp_path):
     for model in MODELS:
         assert current_point(model) == {**CODE_DEFAULTS, **tuned_params(model)}
         assert all(first.loc[model, k] == pytest.approx(v) for k, v in current_point(model).items())
-    # the proposed defaults: the best point per model, in the format the pipeline reads
+    # the proposed defaults, in the format the pipeline reads: the best point where the adoption rule accepts it,
+    # else the current adopted point
     proposed = out / "tuned_defaults.json"
     assert meta["proposed_defaults"].value == str(proposed)
     best = trials[trials["best"]].set_index("model")
+    decisions = json.loads(proposed.read_text())["source"]["decisions"]
+    assert set(decisions) == set(MODELS) and "## Adoption" in meta["report"].value
     for model in MODELS:
         params = tuned_params(model, proposed)
-        assert params["hidden"] == best.loc[model, "hidden"]
-        assert params["lr"] == pytest.approx(best.loc[model, "lr"], rel=1e-3)      # rounded to 4 digits
+        if decisions[model]["adopt"]:
+            assert params["hidden"] == best.loc[model, "hidden"]
+            assert params["lr"] == pytest.approx(best.loc[model, "lr"], rel=1e-3)      # rounded to 4 digits
+        else:
+            assert params == tuned_params(model)
+
+
+def _trial(model, trial, value, pretrain, current=False):
+    return {"model": model, "trial": trial, "value": value, "pretrain_valid_auc": pretrain,
+            "current_default": current}
+
+
+def test_adoption_needs_a_gain_above_noise_that_does_not_cost_the_pretrain_domains():
+    trials = pd.DataFrame([
+        _trial("noise", 0, 0.830, 0.82, True), _trial("noise", 1, 0.834, 0.82),           # +0.004: noise
+        _trial("costly", 0, 0.830, 0.82, True), _trial("costly", 1, 0.840, 0.81),        # pretrain -0.01
+        _trial("better", 0, 0.830, 0.82, True), _trial("better", 1, 0.840, 0.819),       # +0.01, pretrain -0.001
+        _trial("kept", 0, 0.850, 0.82, True), _trial("kept", 1, 0.840, 0.83),            # the default is best
+    ])
+    decisions = adoption(trials)
+    assert {m: d["adopt"] for m, d in decisions.items()} == {"noise": False, "costly": False, "better": True,
+                                                              "kept": False}
+    assert "noise" in decisions["noise"]["why"] and "pretrain" in decisions["costly"]["why"]
+    assert decisions["better"]["best_trial"] == 1 and decisions["better"]["best"] == 0.84
 
 
 def test_rerun_resumes_the_study_and_extends_it(tmp_path):
