@@ -3,9 +3,11 @@
 `models/tuned_defaults.json` is written by a search (`python -m models.hparam_search ... --write-defaults PATH`, or
 the `hparam_search` job, which writes a candidate file under `var/reports/<dataset>/hparam_search/`) and adopted by
 committing it here: the search proposes, a reviewed commit changes what the pipeline trains. It holds, per model,
-the best point of that search by *validation* objective, and where it came from (dataset, budget, objective values
-of the best point and of the former default). A model absent from the file trains with the code defaults
-(`models.engine.TrainConfig`, the model's constructor keywords, the trainer resource's batch size).
+the search's best point by *validation* objective where the adoption rule accepted it (models.hparam_search.adoption:
+a gain above noise that does not cost the pretrain domains), and where it came from (dataset, budget, each model's
+decision and why). Today it names no model: the 2026-12-06 search confirmed the code defaults. A model absent
+from the file trains with the code defaults (`models.engine.TrainConfig`, the model's constructor keywords, the
+trainer resource's batch size).
 
 The pipeline's pretraining (orchestration/training_launch.py) applies them to every pretraining run of that model
 (the with/without-behaviour twins, ablations and seed benchmark alike); explicit keywords still win.
