@@ -58,8 +58,6 @@ SEARCH_SPACE: dict[str, tuple] = {
     "hidden": ("choice", (32, 64, 128)),
     "batch_size": ("choice", (1024, 2048, 4096)),
 }
-#: Parameters that are model constructor keywords; the rest are TrainConfig fields.
-MODEL_KWARGS = ("dropout", "hidden")
 #: The code defaults as a point of SEARCH_SPACE: TrainConfig's lr and embedding decay, every model's constructor
 #: dropout / hidden, the trainer resource's pretraining batch; weight decay 0 is the space's floor (1e-6).
 CODE_DEFAULTS: dict[str, Any] = {"lr": TrainConfig.lr, "weight_decay": max(TrainConfig.weight_decay, 1e-6),
@@ -122,10 +120,11 @@ def run_trial(model: str, params: dict[str, Any], pretrain_dir: Path, coldstart_
     objective, "pretrain_valid_auc", "coldstart_valid_auc" (or None), "pretrain_checkpoint", "seconds"}."""
     from models.finetune import FinetuneConfig, finetune
     from models.train import train
+    from models.tuned_defaults import split
 
     t0 = time.perf_counter()
-    kwargs = {**cfg.model_kwargs, **{k: params[k] for k in MODEL_KWARGS if k in params}}
-    train_fields = {k: v for k, v in params.items() if k not in MODEL_KWARGS}
+    model_params, train_fields = split(params)     # constructor keywords / TrainConfig fields
+    kwargs = {**cfg.model_kwargs, **model_params}
     common = dict(device=cfg.device, num_threads=cfg.num_threads, seed=cfg.seed, progress=False)
     pre = train(TrainConfig(model=model, model_kwargs=kwargs, epochs=cfg.epochs, **train_fields, **common),
                 pretrain_dir, out_dir / "pre")
@@ -282,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-threads", type=int, default=0)
     parser.add_argument("--write-defaults", type=Path,
-                        help="write the best point per model here, in the format of models/tuned_defaults.json")
+                        help="write the proposed models/tuned_defaults.json here (points the adoption rule accepts)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = SearchConfig(trials=args.trials, epochs=args.epochs, finetune_epochs=args.finetune_epochs,
@@ -349,10 +348,9 @@ def write_defaults(trials: pd.DataFrame, cfg: SearchConfig, path: str | Path, da
     best = best_per_model(trials)
     chosen = {}
     for r in best.to_dict("records"):
-        if decisions[r["model"]]["adopt"]:
-            chosen[r["model"]] = {k: r[k] for k in SEARCH_SPACE}
-        elif tuned_params(r["model"]):
-            chosen[r["model"]] = tuned_params(r["model"])
+        adopted = {k: r[k] for k in SEARCH_SPACE} if decisions[r["model"]]["adopt"] else tuned_params(r["model"])
+        if adopted:
+            chosen[r["model"]] = adopted
     source = {"dataset": dataset, "trials_per_model": cfg.trials, "epochs": cfg.epochs,
               "finetune_epochs": cfg.finetune_epochs, "objective": cfg.objective, "freeze": cfg.freeze,
               "seed": cfg.seed, "adopt_min_gain": ADOPT_MIN_GAIN, "adopt_max_pretrain_loss": ADOPT_MAX_PRETRAIN_LOSS,

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULTS_FILE = Path(__file__).with_name("tuned_defaults.json")
-#: Searched parameters that are model constructor keywords; the others are TrainConfig fields.
+#: Searched parameters (models.hparam_search.SEARCH_SPACE) that are model constructor keywords; the others are
+#: TrainConfig fields. The one split of a parameter set, for the search's trials and the pipeline alike.
 MODEL_KEYWORDS = ("dropout", "hidden")
 TRAIN_FIELDS = ("lr", "weight_decay", "embedding_weight_decay", "batch_size")
 
