@@ -20,6 +20,7 @@ from features.behaviour import NUMERIC_COLUMNS as BEHAVIOUR_NUMERIC
 from features.behaviour import SEQUENCE_COLUMNS as BEHAVIOUR_SEQUENCES
 from features.behaviour import behaviour_columns
 from features.definitions import BEHAVIOUR_FEATURES, BEHAVIOUR_VIEW, EMBEDDING_VIEWS, SPARSE_VIEWS, feature_columns
+from features.pruned_join import historical_features
 from unisr_data.paths import Paths
 from unisr_data.warehouse import (
     BEHAVIOUR_LENGTH,
@@ -69,7 +70,7 @@ def _historical(store: FeatureStore, entity_df: pd.DataFrame, views: list[str]) 
     if entity_df.empty:  # Feast cannot infer a timestamp column from an empty frame
         return entity_df.assign(**{f: pd.Series(dtype="object") for f in features})
     refs = [f"{view}:{feature}" for view in views for feature in _view_features(view)]
-    out = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
+    out = historical_features(store, entity_df, views, refs)  # Feast's join over the parts it can match
     out = out.sort_values(_ROW).reset_index(drop=True)
     if len(out) != len(entity_df) or not np.array_equal(out[_ROW].to_numpy(), np.sort(entity_df[_ROW].to_numpy())):
         raise RuntimeError(
