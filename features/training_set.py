@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterable
@@ -140,23 +141,59 @@ def split_label_counts(path: Path) -> tuple[int, int]:
     return int(len(labels)), int(np.count_nonzero(labels))
 
 
+#: Beside the text vectors: each table's latest vector per id, as the training folders hold it, with the source
+#: file's (size, mtime) it was made from. Both folders of a build hard-link it instead of each de-duplicating and
+#: writing the whole catalog's vectors again.
+_FOLDER_VECTORS = ".training_vectors"
+
+
+def _folder_vectors(src: Path, key: str) -> Path:
+    """The latest vector per id of `src` (key, embedding), sorted by id; made once per version of `src`."""
+    out_dir = src.parent / _FOLDER_VECTORS
+    out, stamp = out_dir / src.name, out_dir / f"{src.stem}.source"
+    stat = src.stat()
+    version = f"{stat.st_size}:{stat.st_mtime_ns}"
+    if out.exists() and stamp.exists() and stamp.read_text() == version:
+        return out
+    out_dir.mkdir(exist_ok=True)
+    table = pq.read_table(src, columns=[key, "embedding", "event_timestamp"])
+    if pc.count_distinct(table[key]).as_py() != table.num_rows:
+        with duckdb.connect() as con:  # the latest vector per id wins when the embedder re-embedded a changed text
+            con.register("vectors", table)
+            table = con.execute(
+                f"SELECT {key}, embedding FROM vectors "
+                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY event_timestamp DESC) = 1").arrow().read_all()
+    table = table.select([key, "embedding"]).sort_by(key)
+    table = table.cast(pa.schema([pa.field(key, pa.string()), pa.field("embedding", pa.list_(pa.float32()))]))
+    tmp = out_dir / f".{src.name}.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(out)  # a new file: folders linked to the old one keep it
+    stamp.write_text(version)
+    return out
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """`dst` becomes `src`'s content: a hard link where the file system allows it, else a copy; atomic."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
 def _copy_embeddings(paths: Paths, out_dir: Path) -> tuple[int, str]:
     dim, model = 0, "unknown"
     for _, key, stem in EMBEDDING_VIEWS.values():
         src = paths.embeddings_dir / f"{stem}.parquet"
         if not src.exists():
             raise FileNotFoundError(f"text embeddings {src} not found; run the text_embeddings stage first")
-        with duckdb.connect() as con:
-            # the latest vector per id wins when the embedder re-embedded a changed text
-            table = con.execute(
-                f"SELECT {key}, embedding FROM read_parquet(?) "
-                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY event_timestamp DESC) = 1 ORDER BY {key}",
-                [str(src)],
-            ).arrow().read_all()
-        table = table.cast(pa.schema([pa.field(key, pa.string()), pa.field("embedding", pa.list_(pa.float32()))]))
-        pq.write_table(table, out_dir / f"{stem}.parquet")
-        if len(table):
-            dim = dim or len(table.column("embedding")[0])
+        vectors = _folder_vectors(src, key)
+        _link_or_copy(vectors, out_dir / f"{stem}.parquet")
+        first = pq.ParquetFile(vectors)
+        if first.metadata.num_rows:
+            dim = dim or len(first.read_row_group(0, columns=["embedding"]).column("embedding")[0])
         metadata = pq.read_schema(src).metadata or {}
         model = metadata.get(b"emb_model", model.encode()).decode()
     return dim, model

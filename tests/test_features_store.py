@@ -167,6 +167,35 @@ def test_training_folder_has_contract_columns_and_all_rows(store, fx, tmp_path):
     assert {"name", "task", "role"} <= set(meta["domains"][0])
 
 
+def test_training_folders_share_one_vector_table_per_embeddings_version(tmp_path):
+    paths = write_feature_fixture(Paths(tmp_path / "var", "fx"), n_days=3).paths
+    store = feature_store(paths)
+    apply(store, paths)
+    a, b = (tmp_path / "a", tmp_path / "b")
+    build_training_folder(store, paths, "coldstart", a)
+    build_training_folder(store, paths, "pretrain", b)
+    assert (a / "item_text_emb.parquet").stat().st_ino == (b / "item_text_emb.parquet").stat().st_ino
+    old = pd.read_parquet(a / "item_text_emb.parquet")
+
+    # the embedder re-embeds a text: the next build de-duplicates again, the older folder keeps its own vectors
+    src = paths.embeddings_dir / "item_text_emb.parquet"
+    table = pq.read_table(src)
+    changed = table.slice(0, 1)
+    vector = pa.array([[9.0] * fx_dim(table)], pa.list_(pa.float32()))
+    changed = changed.set_column(changed.schema.get_field_index("embedding"), "embedding", vector)
+    changed = changed.set_column(changed.schema.get_field_index("event_timestamp"), "event_timestamp",
+                                 pc.add(changed["event_timestamp"], pa.scalar(timedelta(days=1000))))
+    pq.write_table(pa.concat_tables([table, changed.cast(table.schema)]), src)
+    build_training_folder(store, paths, "pretrain", b)
+    new = pd.read_parquet(b / "item_text_emb.parquet").set_index("item_id")
+    assert len(new) == len(old) and list(new.loc[table["item_id"][0].as_py(), "embedding"]) == [9.0] * fx_dim(table)
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "item_text_emb.parquet"), old)
+
+
+def fx_dim(table: pa.Table) -> int:
+    return len(table["embedding"][0])
+
+
 def test_online_reader_handles_an_empty_candidate_list(store, materialized):
     got = OnlineFeatureReader(store).read("u:1", [], query_id="q:0")
     assert len(got.frame) == 0 and got.item_emb.shape[0] == 0 and got.known_user
