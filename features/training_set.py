@@ -7,6 +7,7 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -269,7 +270,12 @@ def _day_fingerprints(marts: list[str], period: str = DAY, only: Iterable[str] |
     `only`, for those days alone."""
     where, params = "", {"marts": marts}
     if only is not None:
-        where, params["only"] = f"WHERE strftime(event_timestamp, '{period}') IN (SELECT unnest($only))", sorted(only)
+        only = sorted(only)
+        if not only:
+            return {}
+        where, params["only"] = f"WHERE strftime(event_timestamp, '{period}') IN (SELECT unnest($only))", only
+        where += f" AND {_not_before('$first')}"  # lets DuckDB skip the parts (row groups) of older days
+        params["first"] = _period_start(only[0], period)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         rows = con.execute(
@@ -279,13 +285,39 @@ def _day_fingerprints(marts: list[str], period: str = DAY, only: Iterable[str] |
     return {day: str(fingerprint) for day, fingerprint in rows}
 
 
+def _period_start(key: str, period: str) -> datetime:
+    """The first instant (UTC) of the day or month `key`."""
+    return datetime.strptime(key, period).replace(tzinfo=timezone.utc)
+
+
+def _not_before(param: str) -> str:
+    """SQL condition: event_timestamp at or after the timestamp parameter `param` (a plain column comparison, which
+    DuckDB checks against each parquet row group's statistics)."""
+    return f"event_timestamp >= {param}"
+
+
 def _days_of(marts: list[str], period: str = DAY) -> list[str]:
-    """The impression days (or months) `marts` hold."""
+    """The impression days (or months) `marts` hold: from the mart folders' part stamps where they were cut by the
+    same period (export_marts), else by reading their timestamps."""
+    stamped = [_stamped_parts(Path(mart), period) for mart in marts]
+    if all(parts is not None for parts in stamped):
+        return sorted(set().union(*stamped))
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         return [d for (d,) in con.execute(
             f"SELECT DISTINCT strftime(event_timestamp, '{period}') AS day FROM read_parquet(?) ORDER BY day",
             [marts]).fetchall()]
+
+
+def _stamped_parts(folder: Path, period: str) -> set[str] | None:
+    """The non-empty parts of a mart folder per its PART_STAMPS, if they were cut by `period`; else None."""
+    stamps = folder / PART_STAMPS
+    if not stamps.exists():
+        return None
+    recorded = json.loads(stamps.read_text())
+    if recorded.get("period") != period or "parts" not in recorded:
+        return None
+    return {part for part, stamp in recorded["parts"].items() if not stamp.startswith("0:")}
 
 
 def _current_fingerprints(marts: list[str], cached: dict[str, str], since: str | None, period: str) -> dict[str, str]:
@@ -422,8 +454,9 @@ def _split_ids(paths: Paths, mart: str, split: str, days: list[str], period: str
         con.execute("SET TimeZone = 'UTC'")
         table = con.execute(
             f"SELECT day, list(impression_id) AS ids FROM (SELECT strftime(event_timestamp, '{period}') AS day, "
-            "impression_id FROM read_parquet(?) WHERE split = ?) WHERE day IN (SELECT unnest(?)) GROUP BY day",
-            [str(path), split, days]).arrow().read_all()
+            f"impression_id FROM read_parquet(?) WHERE split = ? AND {_not_before('?')}) "
+            "WHERE day IN (SELECT unnest(?)) GROUP BY day",
+            [str(path), split, _period_start(min(days), period), days]).arrow().read_all()
     ids = table.column("ids").combine_chunks() if table.num_rows else None
     return {day: ids[i].values for i, day in enumerate(table.column("day").to_pylist())}
 
