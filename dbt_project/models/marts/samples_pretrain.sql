@@ -3,7 +3,8 @@
 -- split can have changed, from the cuts in int_split_cuts.
 -- depends_on: {{ ref('int_split_cuts') }}
 {{ config(materialized='incremental', incremental_strategy='split_rebuild',
-          split_rebuild={'time': "timezone('UTC', event_timestamp)", 'role': 'pretrain'},
+          split_rebuild={'time': "timezone('UTC', event_timestamp)", 'column': 'event_timestamp',
+                         'role': 'pretrain'},
           test_window={'column': 'event_timestamp', 'end': none, 'timestamp': true}) }}
 
 select {{ sample_columns() }}
