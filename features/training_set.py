@@ -32,6 +32,8 @@ from unisr_data.warehouse import (
     LONG_SPAN_DAYS,
     MONTH_PART,
     PART_STAMPS,
+    part_expression,
+    part_key,
 )
 
 # Output split -> sample mart. Each mart has a `split` column; a split keeps the mart rows whose split matches.
@@ -440,9 +442,9 @@ def _split_days(paths: Paths, mart: str, split: str, period: str = DAY) -> dict[
     path = paths.marts_dir / f"{mart}.parquet"
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        return dict(con.execute(
-            f"SELECT strftime(event_timestamp, '{period}') AS day, count(*) || ':' || sum(hash(impression_id)) "
-            "FROM read_parquet(?) WHERE split = ? GROUP BY day", [str(path), split]).fetchall())
+        return {part_key(day, period): fingerprint for day, fingerprint in con.execute(
+            f"SELECT {part_expression(period)} AS day, count(*) || ':' || sum(hash(impression_id)) "
+            "FROM read_parquet(?) WHERE split = ? GROUP BY day", [str(path), split]).fetchall()}
 
 
 def _split_ids(paths: Paths, mart: str, split: str, days: list[str], period: str = DAY) -> dict[str, pa.Array]:

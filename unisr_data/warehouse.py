@@ -177,8 +177,8 @@ def _export_mart(con, mart: str, folder: Path) -> int:
                        ).fetchone()[0]
     period = MONTH_PART if span is not None and span > LONG_SPAN_DAYS else DAY_PART
     schema = json.dumps(con.execute(f"DESCRIBE main.{mart}").fetchall())
-    parts = {_part_key(part, period): f"{n}:{digest}" for part, n, digest in con.execute(
-        f"SELECT {_part_expression(period)} AS part, count(*), sum(hash(m)) "
+    parts = {part_key(part, period): f"{n}:{digest}" for part, n, digest in con.execute(
+        f"SELECT {part_expression(period)} AS part, count(*), sum(hash(m)) "
         f"FROM main.{mart} AS m GROUP BY part").fetchall()}
     if folder.is_file():  # a single-file export of an older version
         folder.unlink()
@@ -208,15 +208,15 @@ def _export_mart(con, mart: str, folder: Path) -> int:
 _DAY_US = 86_400_000_000
 
 
-def _part_expression(period: str) -> str:
+def part_expression(period: str) -> str:
     """SQL: the part of a row, by its event_timestamp: a UTC day number for DAY_PART, else the formatted key."""
     if period == DAY_PART:
         return f"cast(floor(epoch_us(event_timestamp) / {_DAY_US}) as bigint)"
     return f"strftime(event_timestamp, '{period}')"
 
 
-def _part_key(part, period: str) -> str:
-    """The part's name (`YYYY-MM-DD` / `YYYY-MM`) from `_part_expression`'s value."""
+def part_key(part, period: str) -> str:
+    """The part's name (`YYYY-MM-DD` / `YYYY-MM`) from `part_expression`'s value."""
     if period == DAY_PART and part is not None:
         return (date(1970, 1, 1) + timedelta(days=int(part))).isoformat()
     return part
