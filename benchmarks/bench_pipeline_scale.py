@@ -56,16 +56,22 @@ DEFAULT_DAILY = 400_000 / DEFAULT_DAYS
 # Each runs in a child process: `stage_<name>(paths, **args) -> dict` (the dict's "mode" says full or incremental).
 
 
-def _days(paths) -> list[str]:
-    from unisr_data.landing import source_days
+#: The source's days, listed once by the source stage (as the pipeline's source_data asset lists them to register
+#: its partitions): a tick stage is told its day, as a Dagster run is told its partition key, rather than listing
+#: the whole source again inside its timed call.
+DAYS_FILE = ".bench-days.json"
 
-    return source_days(paths.source_dir)
+
+def _days(paths) -> list[str]:
+    return json.loads((paths.source_dir / DAYS_FILE).read_text())
 
 
 def stage_source(paths, n_impressions: int, n_days: int, seed: int = 7) -> dict:
+    from unisr_data.landing import source_days
     from unisr_data.sources import write_source
 
     counts = write_source("synthetic", paths.source_dir, seed=seed, n_impressions=n_impressions, n_days=n_days)
+    (paths.source_dir / DAYS_FILE).write_text(json.dumps(source_days(paths.source_dir)))
     return {"rows": int(counts.get("impressions", 0))}
 
 

@@ -35,6 +35,17 @@ def test_month_keys_stand_for_their_days_with_impressions():
         days_of(["2001"], available)
 
 
+def test_day_keys_do_not_list_the_source():
+    listed = []
+
+    def available():
+        listed.append(True)
+        return ["2001-02-01", "2001-02-15"]
+
+    assert days_of(["2001-02-01", "2001-02-02"], available) == ["2001-02-01", "2001-02-02"] and not listed
+    assert days_of(["2001-02"], available) == ["2001-02-01", "2001-02-15"] and listed == [True]
+
+
 def test_the_partition_holding_a_day():
     assert partition_key_of("2026-03-02", ["2026-03-02"]) == "2026-03-02"
     assert partition_key_of("2026-03-02", ["2026-02", "2026-03"]) == "2026-03"

@@ -9,7 +9,7 @@ for the days of that month that have impressions (`days_of`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
 DAY_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -43,8 +43,12 @@ def partition_key_of(day: str, keys: Iterable[str]) -> str | None:
     return None
 
 
-def days_of(keys: Iterable[str], available_days: Iterable[str]) -> list[str]:
-    """The days (sorted) that partition `keys` stand for, among `available_days` (days with impressions)."""
+def days_of(keys: Iterable[str], available_days: Iterable[str] | Callable[[], Iterable[str]]) -> list[str]:
+    """The days (sorted) that partition `keys` stand for, among `available_days` (days with impressions; a callable
+    is called only when a month key needs them, so a daily run does not list the whole source)."""
+    keys = list(keys)
+    if callable(available_days):
+        available_days = available_days() if any(MONTH_KEY.match(k) for k in keys) else ()
     available = sorted(set(available_days))
     wanted: set[str] = set()
     for key in keys:

@@ -85,7 +85,7 @@ def landing_data(context: AssetExecutionContext, settings: UnisrSettings) -> Mat
     from unisr_data.partitions import days_of
 
     paths = settings.paths
-    days = days_of(context.partition_keys, source_days(paths.source_dir))  # month keys stand for their days
+    days = days_of(context.partition_keys, lambda: source_days(paths.source_dir))  # a month key: its days
     counts = land_days(paths.source_dir, paths.landing_dir, days)
     context.log.info(f"landed {len(days)} day(s): {counts}")
     return MaterializeResult(
