@@ -6,21 +6,22 @@
 {% set every = var('leakage_check_every') %}
 {% set from = tested_from() %}
 
+{#- the window's rows, selected on the stored timestamp (no per-row conversion of the whole table) -#}
+{% set since = ('and event_timestamp >= ' ~ utc_timestamp(from)) if from else '' %}
+
 with feature_rows as (
     select 'user' as entity_type, user_id as entity_id, timezone('UTC', event_timestamp) as d,
         user_impr_7d as impr, user_clicks_7d as clicks
     from {{ ref('user_features') }}
+    where hash(user_id) % {{ every }} = 0 {{ since }}
     union all
     select 'item', item_id, timezone('UTC', event_timestamp), item_impr_7d, item_clicks_7d
     from {{ ref('item_features') }}
+    where hash(item_id) % {{ every }} = 0 {{ since }}
     union all
     select 'query', query_id, timezone('UTC', event_timestamp), query_impr_7d, query_clicks_7d
     from {{ ref('query_features') }}
-),
-
-checked as (
-    select * from feature_rows
-    where hash(entity_id) % {{ every }} = 0 {% if from %}and d >= {{ from }}{% endif %}
+    where hash(query_id) % {{ every }} = 0 {{ since }}
 ),
 
 impressions as (
@@ -42,7 +43,7 @@ recomputed as (
         f.entity_type, f.entity_id, f.d, f.impr, f.clicks,
         count(e.event_time) as expected_impr,
         coalesce(sum(e.clicked), 0) as expected_clicks
-    from checked as f
+    from feature_rows as f
     left join events as e
         on e.entity_type = f.entity_type
         and e.entity_id = f.entity_id

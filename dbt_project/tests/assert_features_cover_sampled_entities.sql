@@ -19,17 +19,17 @@ events as (
 ),
 
 first_rows as (
-    select 'user' as entity_type, user_id as entity_id, min(timezone('UTC', event_timestamp)) as first_d
+    select 'user' as entity_type, user_id as entity_id, timezone('UTC', min(event_timestamp)) as first_d
     from {{ ref('user_features') }}
     {% if from %}where user_id in (select user_id from impressions){% endif %}
     group by 2
     union all
-    select 'item', item_id, min(timezone('UTC', event_timestamp))
+    select 'item', item_id, timezone('UTC', min(event_timestamp))
     from {{ ref('item_features') }}
     {% if from %}where item_id in (select item_id from impressions){% endif %}
     group by 2
     union all
-    select 'query', query_id, min(timezone('UTC', event_timestamp))
+    select 'query', query_id, timezone('UTC', min(event_timestamp))
     from {{ ref('query_features') }}
     {% if from %}where query_id in (select query_id from impressions){% endif %}
     group by 2

@@ -23,7 +23,7 @@ with snapshot_rows as (
         beh_click_times,
         coalesce(list_sum(beh_domain_clicks), 0) as window_clicks
     from {{ ref('user_behaviour') }}
-    where hash(user_id) % {{ every }} = 0 {% if from %}and timezone('UTC', event_timestamp) >= {{ from }}{% endif %}
+    where hash(user_id) % {{ every }} = 0 {% if from %}and event_timestamp >= {{ utc_timestamp(from) }}{% endif %}
 ),
 
 clicks as (
