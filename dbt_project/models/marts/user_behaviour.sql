@@ -29,17 +29,109 @@ with calendar as (
     where {{ in_day_window('feature_day', start=0, end=none) }}
 ),
 
-{#- Only the calendar's users' history is read on a window build; everyone's on a full build. -#}
-{% set calendar_users -%}
-    {%- if day_window_active() %} and user_id in (select user_id from calendar){% endif -%}
-{%- endset %}
+{% if day_window_active() -%}
+{#- A window build starts each calendar user from their state before the window, the latest old row at or before
+    days_from (it holds every click and search before that day: a click's day has a row the next day, up to
+    days_from), and reads only the window's clicks and searches, not the user's whole history. -#}
+{%- set first_day = _day_bound('days_from', 0, false) %}
+
+seed as (
+    select
+        user_id,
+        list_reverse(beh_item_ids) as items,
+        list_reverse(beh_item_domains) as domains,
+        list_reverse(beh_click_times) as times,
+        list_reverse(beh_query_ids) as queries,
+        beh_clicks as clicks
+    from {{ this }}
+    where event_timestamp <= {{ _day_bound('days_from', 0, true) }} and user_id in (select user_id from calendar)
+    qualify row_number() over (partition by user_id order by event_timestamp desc) = 1
+),
+
+numbered_clicks as (
+    select
+        c.*,
+        coalesce(s.clicks, 0)
+            + row_number() over (partition by c.user_id order by c.event_time, c.item_id, c.domain_id) as click_no
+    from {{ ref('int_user_clicks') }} as c
+    left join seed as s on s.user_id = c.user_id
+    where c.event_day >= {{ first_day }} and c.user_id in (select user_id from calendar)
+),
+
+window_click_lists as (
+    select
+        user_id,
+        event_time,
+        click_no,
+        list(item_id) over recent as items,
+        list(domain_id) over recent as domains,
+        list(cast(floor(epoch(event_time)) as bigint)) over recent as times
+    from numbered_clicks
+    window recent as (partition by user_id order by click_no rows between {{ n_items - 1 }} preceding and current row)
+    qualify click_no = max(click_no) over (partition by user_id, event_time)
+),
+
+click_sequences as (
+    select
+        l.user_id,
+        l.event_time,
+        l.click_no,
+        list_slice(list_concat(coalesce(s.items, []), l.items), -{{ n_items }}, -1) as items,
+        list_slice(list_concat(coalesce(s.domains, []), l.domains), -{{ n_items }}, -1) as domains,
+        list_slice(list_concat(coalesce(s.times, []), l.times), -{{ n_items }}, -1) as times
+    from window_click_lists as l
+    left join seed as s on s.user_id = l.user_id
+),
+
+-- search requests whose first impression lies in the window (one that began before it is in the seed already)
+window_requests as (
+    select user_id, request_id, min(event_time) as event_time, min(query_id) as query_id
+    from {{ ref('stg_impressions') }}
+    where query_id is not null and event_day >= {{ first_day }} and user_id in (select user_id from calendar)
+    group by user_id, request_id
+),
+
+requests as (
+    select
+        r.user_id,
+        r.event_time,
+        r.query_id,
+        row_number() over (partition by r.user_id order by r.event_time, r.request_id) as request_no
+    from window_requests as r
+    anti join (
+        select user_id, request_id
+        from {{ ref('stg_impressions') }}
+        where query_id is not null and event_day < {{ first_day }}
+            and request_id in (select request_id from window_requests)
+    ) as earlier on earlier.user_id = r.user_id and earlier.request_id = r.request_id
+),
+
+window_query_lists as (
+    select
+        user_id,
+        event_time,
+        list(query_id) over recent as queries
+    from requests
+    window recent as (partition by user_id order by request_no rows between {{ n_queries - 1 }} preceding and current row)
+    qualify request_no = max(request_no) over (partition by user_id, event_time)
+),
+
+query_sequences as (
+    select
+        l.user_id,
+        l.event_time,
+        list_slice(list_concat(coalesce(s.queries, []), l.queries), -{{ n_queries }}, -1) as queries
+    from window_query_lists as l
+    left join seed as s on s.user_id = l.user_id
+),
+
+{% else -%}
 
 numbered_clicks as (
     select
         *,
         row_number() over (partition by user_id order by event_time, item_id, domain_id) as click_no
     from {{ ref('int_user_clicks') }}
-    where true {{ calendar_users }}
 ),
 
 -- The running sequence after each click; of clicks sharing a timestamp only the last carries the sequence, so the
@@ -66,7 +158,7 @@ requests as (
     from (
         select user_id, request_id, min(event_time) as event_time, min(query_id) as query_id
         from {{ ref('stg_impressions') }}
-        where query_id is not null {{ calendar_users }}
+        where query_id is not null
         group by user_id, request_id
     )
 ),
@@ -80,6 +172,8 @@ query_sequences as (
     window recent as (partition by user_id order by request_no rows between {{ n_queries - 1 }} preceding and current row)
     qualify request_no = max(request_no) over (partition by user_id, event_time)
 ),
+
+{% endif -%}
 
 day_category_clicks as (
     select user_id, event_day, category, count(*) as clicks
@@ -129,15 +223,29 @@ domain_lists as (
     group by all
 ),
 
+{#- On a window build, a day before the user's first click (search) of the window has the seed's state. -#}
+{% set seeded = day_window_active() %}
 with_clicks as (
-    select c.user_id, c.feature_day, s.items, s.domains, s.times, s.click_no
+    select
+        c.user_id,
+        c.feature_day,
+        {% if seeded -%}
+        coalesce(s.items, sd.items) as items,
+        coalesce(s.domains, sd.domains) as domains,
+        coalesce(s.times, sd.times) as times,
+        coalesce(s.click_no, sd.clicks) as click_no,
+        sd.queries as seed_queries
+        {%- else -%}
+        s.items, s.domains, s.times, s.click_no
+        {%- endif %}
     from calendar as c
     asof left join click_sequences as s
         on c.user_id = s.user_id and cast(c.feature_day as timestamp) > s.event_time
+    {% if seeded %}left join seed as sd on sd.user_id = c.user_id{% endif %}
 ),
 
 with_queries as (
-    select w.*, q.queries
+    select w.*, {% if seeded %}coalesce(q.queries, w.seed_queries){% else %}q.queries{% endif %} as queries
     from with_clicks as w
     asof left join query_sequences as q
         on w.user_id = q.user_id and cast(w.feature_day as timestamp) > q.event_time
