@@ -46,12 +46,18 @@ def parts_to_read(folder: Path, start: datetime, end: datetime, ttl: timedelta |
     """The parts of the mart folder `folder` holding rows a join of entity rows stamped in [start, end] can match
     (feature rows stamped in [start - ttl, end]; no lower bound without a TTL); None when `folder` is not a part
     folder (no `.parts.json`): read it whole."""
+    return parts_between(folder, start - ttl if ttl else None, end)
+
+
+def parts_between(folder: Path, low: datetime | None, high: datetime) -> list[Path] | None:
+    """The parts of the mart folder `folder` that can hold rows stamped in [low, high] (no lower bound for None),
+    a period of margin on each side; None when `folder` is not a part folder (no `.parts.json`)."""
     stamps = folder / PART_STAMPS
     if not folder.is_dir() or not stamps.exists():
         return None
     period = json.loads(stamps.read_text()).get("period", "%Y-%m-%d")
-    low = start - ttl - _MARGIN if ttl else None
-    high = end + _MARGIN
+    low = low - _MARGIN if low is not None else None
+    high = high + _MARGIN
     keep, every = [], sorted(folder.glob("*.parquet"))
     for part in every:
         begins = _part_start(part.stem, period)

@@ -13,6 +13,7 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 from feast.repo_config import RegistryConfig
 
 from features.definitions import BEHAVIOUR_VIEW, EMBEDDING_VIEWS, PROJECT, SPARSE_VIEWS, build_definitions
+from features.pruned_join import parts_between
 from unisr_data.paths import Paths
 from unisr_data.sql import sql_string
 
@@ -101,10 +102,12 @@ def materialize(store: FeatureStore, end: datetime, start: datetime | None = Non
             _write_changed_embeddings(store, view, end, write=False)
         else:
             _online_state(store, view).unlink(missing_ok=True)
-    keys = _join_keys()
-    written = {}
+    keys, written = _join_keys(), {}
     for view in store.list_feature_views():
-        written[view.name] = _entities_in_range(view.batch_source.path, keys[view.name], start, end)
+        if view.name in EMBEDDING_VIEWS:
+            written[view.name] = _entities_in_range(view.batch_source.path, keys[view.name], start, end)
+        else:  # recorded for materialize_incremental's "restate" mode to compare with
+            written[view.name] = _write_changed_rows(store, view.name, start, end, write=False)
     return written
 
 
@@ -121,8 +124,13 @@ def materialize_incremental(store: FeatureStore, end: datetime, since: datetime 
       day-keyed marts hold rows up to window + 1 days after the last activity, so the last end is already past the
       newest day; a rebuilt day rewrites rows from that day on (an item's first row, stamped at its creation, may
       have no later row to carry it), and only restating from `since` is sure to load them. A daily tick therefore
-      restates from its day: about window + 1 days of rows, not all history.
+      restates from its day. Of each entity's latest row in [since, end) only those that differ from the row online
+      (its key, timestamp and values, hashed beside the registry: `.<view>.online.<store>.parquet`) are written, with
+      Feast's `write_to_online_store`, and the view's interval is recorded as Feast's materialize records it: the
+      entities active on the tick's day, not every entity with a row in the last window + 1 days (which grows with
+      the catalog).
     - "up_to_date": the view was already materialized to `end` and nothing before it changed.
+    Entities: the entities written online (full / incremental: those with rows in the interval).
     - "changed" (the text-embedding views once loaded in full): the vectors whose id or text is not online yet, with
       a timestamp before `end`, written with Feast's `write_to_online_store`. Their timestamps are item creation
       times and a fixed epoch for queries, not arrival times, so an interval after the last end would never load a
@@ -147,7 +155,7 @@ def materialize_incremental(store: FeatureStore, end: datetime, since: datetime 
             plan[view.name] = ("incremental", last)
     by_start: dict[datetime, list[str]] = {}
     for view, (mode, start) in plan.items():
-        if mode in ("full", "restate"):
+        if mode == "full":
             by_start.setdefault(start, []).append(view)
     for start, views in sorted(by_start.items()):
         store.materialize(start_date=start, end_date=end, feature_views=sorted(views))
@@ -156,19 +164,59 @@ def materialize_incremental(store: FeatureStore, end: datetime, since: datetime 
         store.materialize_incremental(end_date=end, feature_views=incremental)
     written = {view: _write_changed_embeddings(store, view, end, write=mode == "changed")
                for view, (mode, _) in plan.items() if view in EMBEDDING_VIEWS}
-    keys = _join_keys()
-    sources = {view.name: view.batch_source.path for view in store.list_feature_views()}
+    for view, (mode, start) in plan.items():
+        if view not in EMBEDDING_VIEWS and mode != "up_to_date":
+            # restate: the rows that differ from what is online; the others: record what Feast wrote
+            written[view] = _write_changed_rows(store, view, start, end, write=mode == "restate")
     return {
         view: {"mode": mode, "start": start.isoformat(), "end": end.isoformat(),
-               "entities": (written[view] if mode == "changed" else 0 if mode == "up_to_date"
-                            else _entities_in_range(sources[view], keys[view], start, end))}
+               "entities": 0 if mode == "up_to_date" else written[view]}
         for view, (mode, start) in sorted(plan.items())
     }
 
 
 def _online_state(store: FeatureStore, view: str) -> Path:
-    """Beside the registry: the (id, text hash) of every vector of `view` written online."""
-    return Path(store.config.repo_path) / f".{view}.online.parquet"
+    """Beside the registry, per online store type: what of `view` was written online, (id, text hash) for a text
+    vector view, (key, row hash) for the others."""
+    return Path(store.config.repo_path) / f".{view}.online.{store.config.online_store.type}.parquet"
+
+
+def _write_changed_rows(store: FeatureStore, view: str, start: datetime, end: datetime, write: bool = True) -> int:
+    """Of each entity's latest row of `view` stamped in [start, end), write online (when `write`) those whose hash
+    of key, timestamp and values differs from the online state's, and record the interval in the registry; then
+    record every such row as online. Returns the rows written (or, without `write`, the rows recorded: what
+    Feast's materialize of the interval wrote)."""
+    key = _join_keys()[view]
+    feature_view = store.get_feature_view(view)
+    features = [f.name for f in feature_view.features]
+    source = Path(feature_view.batch_source.path)
+    parts = parts_between(source, start, end)
+    files = [str(p) for p in parts] if parts is not None else [str(source)]
+    state = _online_state(store, view)
+    row_hash = f"hash({key}, event_timestamp, {', '.join(features)})"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(
+            f"CREATE TABLE latest AS SELECT {key}, event_timestamp, {', '.join(features)}, {row_hash} AS row_hash "
+            f"FROM read_parquet(?) WHERE event_timestamp >= ? AND event_timestamp < ? "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY event_timestamp DESC) = 1", [files, start, end])
+        known = (f"SELECT {key}, row_hash FROM read_parquet({sql_string(state)})" if state.exists()
+                 else f"SELECT {key}, row_hash FROM latest WHERE false")
+        if write:
+            frame = con.execute(f"SELECT l.* EXCLUDE (row_hash) FROM latest AS l "
+                                f"ANTI JOIN ({known}) AS k ON l.{key} = k.{key} AND l.row_hash = k.row_hash").df()
+            if len(frame):
+                store.write_to_online_store(view, frame)
+            store.registry.apply_materialization(feature_view, store.project, start, end)
+            count = len(frame)
+        else:
+            count = con.execute("SELECT count(*) FROM latest").fetchone()[0]
+        tmp = state.with_name(f"{state.name}.tmp")
+        con.execute(  # the new rows' hashes win; entities without a row in the interval keep theirs
+            f"COPY (SELECT {key}, row_hash FROM latest UNION ALL SELECT * FROM ({known}) AS k "
+            f"WHERE k.{key} NOT IN (SELECT {key} FROM latest) ORDER BY {key}) TO {sql_string(tmp)} (FORMAT parquet)")
+    os.replace(tmp, state)  # recorded only after the write succeeded
+    return int(count)
 
 
 def _write_changed_embeddings(store: FeatureStore, view: str, end: datetime, write: bool = True) -> int:

@@ -355,6 +355,35 @@ def test_incremental_materialization_loads_only_the_new_interval_and_equals_a_fu
     assert _online_rows(inc, fx) == _online_rows(full, ref)
 
 
+def test_a_restate_writes_only_the_rows_that_changed_and_equals_a_full_load(tmp_path):
+    fx = write_feature_fixture(Paths(tmp_path / "incremental", "fx"), n_days=5)
+    ref = write_feature_fixture(Paths(tmp_path / "full", "fx"), n_days=5)
+    inc, full = feature_store(fx.paths), feature_store(ref.paths)
+    apply(inc, fx.paths)
+    apply(full, ref.paths)
+    materialize_incremental(inc, end=fx.end)
+
+    # a rebuilt day changes one user's newest row (and a backfill adds nothing else): only that row goes online
+    for paths in (fx.paths, ref.paths):
+        path = paths.marts_dir / "user_features.parquet"
+        frame = pd.read_parquet(path)
+        newest = frame.index[(frame["user_id"] == "u:1")][frame.loc[frame["user_id"] == "u:1", "event_timestamp"]
+                                                          .argmax()]
+        frame.loc[newest, "user_impr_7d"] = 999_999
+        frame.to_parquet(path, index=False)
+    since = DAY0 + timedelta(days=fx.n_days - 2)
+    restated = materialize_incremental(inc, end=fx.end, since=since)
+    assert {v: restated[v]["mode"] for v in ("user_features", "item_features", "user_behaviour")} == dict.fromkeys(
+        ("user_features", "item_features", "user_behaviour"), "restate")
+    assert restated["user_features"]["entities"] == 1
+    assert restated["item_features"]["entities"] == restated["user_behaviour"]["entities"] == 0
+    assert {v.name: v.most_recent_end_time for v in inc.list_feature_views()}["user_features"] == fx.end
+    materialize(full, end=fx.end)
+    online = _online_rows(inc, fx)
+    assert online == _online_rows(full, ref)
+    assert 999_999 in online["user_features"]["user_impr_7d"]
+
+
 def _day_key(d: int) -> str:
     return (DAY0 + timedelta(days=d)).date().isoformat()
 
