@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from embeddings.cache import embed_with_cache, embedding_array, text_hash
+from embeddings.training_vectors import training_vectors
 from unisr_data.paths import Paths
 
 # queries have no creation time: stamping them at the epoch makes them valid in every point-in-time join
@@ -72,8 +73,9 @@ def materialize_text_embeddings(paths: Paths, encoder, progress: bool = True,
     epoch = pa.array(np.full(len(query_texts), QUERY_EVENT_TIMESTAMP), pa.timestamp("us"))
     query_table = _embedding_table("query_id", queries["query_id"].combine_chunks(), query_texts,
                                    vectors[len(item_texts):], epoch)
-    _write_atomic(item_table, paths.embeddings_dir / "item_text_emb.parquet")
-    _write_atomic(query_table, paths.embeddings_dir / "query_text_emb.parquet")
+    for table, key, stem in ((item_table, "item_id", "item_text_emb"), (query_table, "query_id", "query_text_emb")):
+        _write_atomic(table, paths.embeddings_dir / f"{stem}.parquet")
+        training_vectors(paths.embeddings_dir / f"{stem}.parquet", key, table)  # what the training folders link
     seconds = time.perf_counter() - started
     return {
         "model": encoder.model_id, "dim": int(encoder.dim),

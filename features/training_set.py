@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from feast import FeatureStore
 
+from embeddings.training_vectors import training_vectors
 from features.behaviour import NUMERIC_COLUMNS as BEHAVIOUR_NUMERIC
 from features.behaviour import SEQUENCE_COLUMNS as BEHAVIOUR_SEQUENCES
 from features.behaviour import behaviour_columns
@@ -144,37 +145,6 @@ def split_label_counts(path: Path) -> tuple[int, int]:
     return int(len(labels)), int(np.count_nonzero(labels))
 
 
-#: Beside the text vectors: each table's latest vector per id, as the training folders hold it, with the source
-#: file's (size, mtime) it was made from. Both folders of a build hard-link it instead of each de-duplicating and
-#: writing the whole catalog's vectors again.
-_FOLDER_VECTORS = ".training_vectors"
-
-
-def _folder_vectors(src: Path, key: str) -> Path:
-    """The latest vector per id of `src` (key, embedding), sorted by id; made once per version of `src`."""
-    out_dir = src.parent / _FOLDER_VECTORS
-    out, stamp = out_dir / src.name, out_dir / f"{src.stem}.source"
-    stat = src.stat()
-    version = f"{stat.st_size}:{stat.st_mtime_ns}"
-    if out.exists() and stamp.exists() and stamp.read_text() == version:
-        return out
-    out_dir.mkdir(exist_ok=True)
-    table = pq.read_table(src, columns=[key, "embedding", "event_timestamp"])
-    if pc.count_distinct(table[key]).as_py() != table.num_rows:
-        with duckdb.connect() as con:  # the latest vector per id wins when the embedder re-embedded a changed text
-            con.register("vectors", table)
-            table = con.execute(
-                f"SELECT {key}, embedding FROM vectors "
-                f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY event_timestamp DESC) = 1").arrow().read_all()
-    table = table.select([key, "embedding"]).sort_by(key)
-    table = table.cast(pa.schema([pa.field(key, pa.string()), pa.field("embedding", pa.list_(pa.float32()))]))
-    tmp = out_dir / f".{src.name}.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(out)  # a new file: folders linked to the old one keep it
-    stamp.write_text(version)
-    return out
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     """`dst` becomes `src`'s content: a hard link where the file system allows it, else a copy; atomic."""
     tmp = dst.with_name(f".{dst.name}.tmp")
@@ -192,7 +162,7 @@ def _copy_embeddings(paths: Paths, out_dir: Path) -> tuple[int, str]:
         src = paths.embeddings_dir / f"{stem}.parquet"
         if not src.exists():
             raise FileNotFoundError(f"text embeddings {src} not found; run the text_embeddings stage first")
-        vectors = _folder_vectors(src, key)
+        vectors = training_vectors(src, key)
         _link_or_copy(vectors, out_dir / f"{stem}.parquet")
         first = pq.ParquetFile(vectors)
         if first.metadata.num_rows:
