@@ -10,6 +10,7 @@ import logging
 import signal
 import subprocess
 import sys
+from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +53,8 @@ MIN_STEPS_PER_EPOCH = 100
 MIN_TUNED_STEPS_PER_EPOCH = 50
 #: TrainConfig fields a budget may set besides epochs / batch size / patience (tuned defaults, CUDA lr scaling).
 OPTIMISER_KEYS = ("lr", "weight_decay", "embedding_weight_decay")
+#: Lines of torchrun's output a failed launch quotes in its error (all of it goes to the run log).
+TORCHRUN_ERROR_LINES = 40
 
 
 def _uses_cuda(settings) -> bool:
@@ -153,11 +156,14 @@ def _torchrun(settings, dagster_log, mode: str, args: list[str]) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={settings.nproc_per_node}",
            "-m", "unisr_data.child_processes", "run-module", f"models.{mode}", *args]
     dagster_log.info("launching: " + " ".join(cmd))
+    tail: deque[str] = deque(maxlen=TORCHRUN_ERROR_LINES)
     with tied_process(cmd, signal.SIGTERM, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
             dagster_log.info(line.rstrip())
+            tail.append(line.rstrip())
     if proc.returncode:
-        raise RuntimeError(f"torchrun exited with {proc.returncode}: {' '.join(cmd)}")
+        output = "\n".join(tail) or "(no output)"
+        raise RuntimeError(f"torchrun exited with {proc.returncode}: {' '.join(cmd)}\nits last output:\n{output}")
 
 
 def _int_keys(value):

@@ -241,10 +241,16 @@ def _run_parent(tmp_path: Path, script: str, *argv: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(path), *argv], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
 
 
-def _kill_parent_and_assert_no_descendant_survives(parent: subprocess.Popen, expected_descendants: int) -> None:
+def _kill_parent_and_assert_no_descendant_survives(parent: subprocess.Popen, expected_descendants: int,
+                                                   first_child_runs: str | None = None) -> None:
+    """`first_child_runs`: the program the first child becomes once its wrapper is done (a wrapper reads its parent's
+    pid when it starts: a parent killed before that is a race no wrapper can see, so the kill waits for it)."""
     first_child = int(parent.stdout.readline())
     ancestor = psutil.Process(parent.pid)
     _wait_for(lambda: len(ancestor.children(recursive=True)) >= expected_descendants, "the children to start")
+    if first_child_runs is not None:
+        _wait_for(lambda: psutil.Process(first_child).name() == first_child_runs,
+                  f"the child to run {first_child_runs}")
     descendants = [p.pid for p in ancestor.children(recursive=True)]
     assert first_child in descendants
     parent.kill()
@@ -281,7 +287,7 @@ def test_the_dbt_wrapper_runs_dbt_and_ties_it_to_the_parent(tmp_path):
         import subprocess, time
         print(subprocess.Popen([{str(wrapper)!r}, "120"]).pid, flush=True)
         time.sleep(120)""")
-    _kill_parent_and_assert_no_descendant_survives(_run_parent(tmp_path, script), 1)
+    _kill_parent_and_assert_no_descendant_survives(_run_parent(tmp_path, script), 1, first_child_runs="sleep")
 
 
 @linux_only
