@@ -15,25 +15,18 @@ import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 from feast import FeatureStore, FeatureView
 from feast.utils import make_df_tzaware
 
-from unisr_data.warehouse import EMPTY_PART, PART_STAMPS
+from unisr_data.warehouse import EMPTY_PART, PART_STAMPS, part_start
 
 #: Parts are cut at UTC day (month) boundaries; one more period on each side costs little and forgives a source
 #: whose parts were cut in another zone.
 _MARGIN = timedelta(days=1)
-
-
-def _part_start(stem: str, period: str) -> datetime | None:
-    try:
-        return datetime.strptime(stem, period).replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
 
 
 def _part_end(start: datetime, period: str) -> datetime:
@@ -60,10 +53,12 @@ def parts_between(folder: Path, low: datetime | None, high: datetime) -> list[Pa
     high = high + _MARGIN
     keep, every = [], sorted(folder.glob("*.parquet"))
     for part in every:
-        begins = _part_start(part.stem, period)
-        if begins is None:  # EMPTY_PART or a part named otherwise: keep, it costs nothing or is unknown
+        try:
+            begins = part_start(part.stem, period)
+        except ValueError:  # EMPTY_PART or a part named otherwise: keep, it costs nothing or is unknown
             keep.append(part)
-        elif begins <= high and (low is None or _part_end(begins, period) > low):
+            continue
+        if begins <= high and (low is None or _part_end(begins, period) > low):
             keep.append(part)
     if not keep and every:  # nothing in range: one part still gives the source its schema; no row of it matches
         keep = [folder / EMPTY_PART] if (folder / EMPTY_PART).exists() else every[:1]

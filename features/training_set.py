@@ -7,7 +7,6 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -35,6 +34,7 @@ from unisr_data.warehouse import (
     PART_STAMPS,
     part_expression,
     part_key,
+    part_start,
 )
 
 # Output split -> sample mart. Each mart has a `split` column; a split keeps the mart rows whose split matches.
@@ -246,8 +246,8 @@ def _day_fingerprints(marts: list[str], period: str = DAY, only: Iterable[str] |
         if not only:
             return {}
         where, params["only"] = f"WHERE strftime(event_timestamp, '{period}') IN (SELECT unnest($only))", only
-        where += f" AND {_not_before('$first')}"  # lets DuckDB skip the parts (row groups) of older days
-        params["first"] = _period_start(only[0], period)
+        where += " AND event_timestamp >= $first"  # a plain comparison: DuckDB skips older parts by their statistics
+        params["first"] = part_start(only[0], period)
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         rows = con.execute(
@@ -255,17 +255,6 @@ def _day_fingerprints(marts: list[str], period: str = DAY, only: Iterable[str] |
             f"FROM (SELECT DISTINCT {', '.join(SAMPLE_COLUMNS)} FROM read_parquet($marts) {where}) "
             "GROUP BY day ORDER BY day", params).fetchall()
     return {day: str(fingerprint) for day, fingerprint in rows}
-
-
-def _period_start(key: str, period: str) -> datetime:
-    """The first instant (UTC) of the day or month `key`."""
-    return datetime.strptime(key, period).replace(tzinfo=timezone.utc)
-
-
-def _not_before(param: str) -> str:
-    """SQL condition: event_timestamp at or after the timestamp parameter `param` (a plain column comparison, which
-    DuckDB checks against each parquet row group's statistics)."""
-    return f"event_timestamp >= {param}"
 
 
 def _days_of(marts: list[str], period: str = DAY) -> list[str]:
@@ -426,9 +415,9 @@ def _split_ids(paths: Paths, mart: str, split: str, days: list[str], period: str
         con.execute("SET TimeZone = 'UTC'")
         table = con.execute(
             f"SELECT day, list(impression_id) AS ids FROM (SELECT strftime(event_timestamp, '{period}') AS day, "
-            f"impression_id FROM read_parquet(?) WHERE split = ? AND {_not_before('?')}) "
+            "impression_id FROM read_parquet(?) WHERE split = ? AND event_timestamp >= ?) "
             "WHERE day IN (SELECT unnest(?)) GROUP BY day",
-            [str(path), split, _period_start(min(days), period), days]).arrow().read_all()
+            [str(path), split, part_start(min(days), period), days]).arrow().read_all()
     ids = table.column("ids").combine_chunks() if table.num_rows else None
     return {day: ids[i].values for i, day in enumerate(table.column("day").to_pylist())}
 

@@ -222,13 +222,18 @@ def part_key(part, period: str) -> str:
     return part
 
 
+def part_start(key: str, period: str) -> datetime:
+    """The first instant (UTC) of the part `key` (a day or month in `period`'s format); ValueError otherwise."""
+    return datetime.strptime(key, period).replace(tzinfo=timezone.utc)
+
+
 def _write_parts(con, mart: str, folder: Path, period: str, parts: list[str]) -> None:
     """Write the `parts` of `mart` in one sorted pass (rows by part, then every column), a part at a time."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    first = datetime.strptime(parts[0], period).replace(tzinfo=timezone.utc)  # lets DuckDB skip older row groups
+    first = part_start(parts[0], period)  # lets DuckDB skip older row groups
     reader = con.execute(
         f"SELECT * FROM (SELECT strftime(event_timestamp, '{period}') AS _part, * FROM main.{mart} "
         f"WHERE event_timestamp >= ?) WHERE _part IN (SELECT unnest(?)) ORDER BY ALL", [first, parts]

@@ -29,7 +29,8 @@ with calendar as (
     where {{ in_day_window('feature_day', start=0, end=none) }}
 ),
 
-{% if day_window_active() -%}
+{% set seeded = day_window_active() %}
+{% if seeded -%}
 {#- A window build starts each calendar user from their state before the window, the latest old row at or before
     days_from (it holds every click and search before that day: a click's day has a row the next day, up to
     days_from), and reads only the window's clicks and searches, not the user's whole history. -#}
@@ -58,31 +59,6 @@ numbered_clicks as (
     where c.event_day >= {{ first_day }} and c.user_id in (select user_id from calendar)
 ),
 
-window_click_lists as (
-    select
-        user_id,
-        event_time,
-        click_no,
-        list(item_id) over recent as items,
-        list(domain_id) over recent as domains,
-        list(cast(floor(epoch(event_time)) as bigint)) over recent as times
-    from numbered_clicks
-    window recent as (partition by user_id order by click_no rows between {{ n_items - 1 }} preceding and current row)
-    qualify click_no = max(click_no) over (partition by user_id, event_time)
-),
-
-click_sequences as (
-    select
-        l.user_id,
-        l.event_time,
-        l.click_no,
-        list_slice(list_concat(coalesce(s.items, []), l.items), -{{ n_items }}, -1) as items,
-        list_slice(list_concat(coalesce(s.domains, []), l.domains), -{{ n_items }}, -1) as domains,
-        list_slice(list_concat(coalesce(s.times, []), l.times), -{{ n_items }}, -1) as times
-    from window_click_lists as l
-    left join seed as s on s.user_id = l.user_id
-),
-
 -- search requests whose first impression lies in the window (one that began before it is in the seed already)
 window_requests as (
     select user_id, request_id, min(event_time) as event_time, min(query_id) as query_id
@@ -106,25 +82,6 @@ requests as (
     ) as earlier on earlier.user_id = r.user_id and earlier.request_id = r.request_id
 ),
 
-window_query_lists as (
-    select
-        user_id,
-        event_time,
-        list(query_id) over recent as queries
-    from requests
-    window recent as (partition by user_id order by request_no rows between {{ n_queries - 1 }} preceding and current row)
-    qualify request_no = max(request_no) over (partition by user_id, event_time)
-),
-
-query_sequences as (
-    select
-        l.user_id,
-        l.event_time,
-        list_slice(list_concat(coalesce(s.queries, []), l.queries), -{{ n_queries }}, -1) as queries
-    from window_query_lists as l
-    left join seed as s on s.user_id = l.user_id
-),
-
 {% else -%}
 
 numbered_clicks as (
@@ -132,21 +89,6 @@ numbered_clicks as (
         *,
         row_number() over (partition by user_id order by event_time, item_id, domain_id) as click_no
     from {{ ref('int_user_clicks') }}
-),
-
--- The running sequence after each click; of clicks sharing a timestamp only the last carries the sequence, so the
--- as-of join below has exactly one candidate per (user, time).
-click_sequences as (
-    select
-        user_id,
-        event_time,
-        click_no,
-        list(item_id) over recent as items,
-        list(domain_id) over recent as domains,
-        list(cast(floor(epoch(event_time)) as bigint)) over recent as times
-    from numbered_clicks
-    window recent as (partition by user_id order by click_no rows between {{ n_items - 1 }} preceding and current row)
-    qualify click_no = max(click_no) over (partition by user_id, event_time)
 ),
 
 requests as (
@@ -163,7 +105,24 @@ requests as (
     )
 ),
 
-query_sequences as (
+{% endif -%}
+
+-- The running sequence after each click read (all of them, or the window's); of clicks sharing a timestamp only the
+-- last carries the sequence, so the as-of join below has exactly one candidate per (user, time).
+click_lists as (
+    select
+        user_id,
+        event_time,
+        click_no,
+        list(item_id) over recent as items,
+        list(domain_id) over recent as domains,
+        list(cast(floor(epoch(event_time)) as bigint)) over recent as times
+    from numbered_clicks
+    window recent as (partition by user_id order by click_no rows between {{ n_items - 1 }} preceding and current row)
+    qualify click_no = max(click_no) over (partition by user_id, event_time)
+),
+
+query_lists as (
     select
         user_id,
         event_time,
@@ -173,7 +132,31 @@ query_sequences as (
     qualify request_no = max(request_no) over (partition by user_id, event_time)
 ),
 
-{% endif -%}
+{#- On a window build the lists continue the seed's: its last entries, then the window's. -#}
+{% set seed_join = 'left join seed as s on s.user_id = l.user_id' if seeded else '' %}
+
+click_sequences as (
+    select
+        l.user_id,
+        l.event_time,
+        l.click_no,
+        {%- for column in ['items', 'domains', 'times'] %}
+        {% if seeded %}list_slice(list_concat(coalesce(s.{{ column }}, []), l.{{ column }}), -{{ n_items }}, -1)
+        {%- else %}l.{{ column }}{% endif %} as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from click_lists as l
+    {{ seed_join }}
+),
+
+query_sequences as (
+    select
+        l.user_id,
+        l.event_time,
+        {% if seeded %}list_slice(list_concat(coalesce(s.queries, []), l.queries), -{{ n_queries }}, -1)
+        {%- else %}l.queries{% endif %} as queries
+    from query_lists as l
+    {{ seed_join }}
+),
 
 day_category_clicks as (
     select user_id, event_day, category, count(*) as clicks
@@ -224,7 +207,6 @@ domain_lists as (
 ),
 
 {#- On a window build, a day before the user's first click (search) of the window has the seed's state. -#}
-{% set seeded = day_window_active() %}
 with_clicks as (
     select
         c.user_id,
